@@ -1,0 +1,54 @@
+# Everyday commands. `make run` and `make test` set everything up on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Daphne: no 24 h socket lifetime; ping idle sockets, drop peers that stop answering.
+DAPHNE_FLAGS ?= --websocket_timeout -1 --ping-interval 30 --ping-timeout 30
+# Tests run with production-like settings, minus HTTPS redirects.
+TEST_ENV := SECRET_KEY=test-only-secret DEBUG=0 SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
+
+.PHONY: install browser run migrate test unit e2e lint fmt migrations-check bench-smoke clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# Debian's chromium for the browser tests (a browser download is impossible here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+migrate: install
+	DEBUG=1 $(PY) manage.py migrate --noinput
+
+run: migrate
+	DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) virta.asgi:application
+
+unit: install
+	$(TEST_ENV) $(BIN)/pytest -m "not e2e"
+
+e2e: install browser
+	$(TEST_ENV) $(BIN)/pytest -m e2e; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+test: unit e2e
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: install
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,119 @@
+"""Batched writes of the OCPP message log and of stations' `last_seen`.
+
+Every frame is logged and every frame proves the station alive, but one synchronous
+database write per frame does not scale. Frames are buffered in memory and written in one
+transaction at most `OCPP_LOG_FLUSH_INTERVAL` seconds later (and when a charger
+disconnects). A crash loses at most that window of *log* rows; domain data (transactions,
+boots, status) is written synchronously by the services before a charger is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from stations.models import OcppMessage, Station
+
+logger = logging.getLogger(__name__)
+
+# Above this many unwritten rows (the database is down for long), the oldest are dropped.
+MAX_BUFFERED_ROWS = 200_000
+RAW_LIMIT = 10_000
+
+
+class MessageLog:
+    def __init__(self) -> None:
+        self._rows: list[OcppMessage] = []
+        self._seen: dict[int, datetime] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._lock: asyncio.Lock | None = None
+
+    def record(
+        self,
+        *,
+        station_id: int | None,
+        cbid: str,
+        direction: str,
+        message_type: int | None,
+        action: str = "",
+        unique_id: str = "",
+        payload: object = None,
+        raw: str = "",
+    ) -> None:
+        now = timezone.now()
+        self._rows.append(
+            OcppMessage(
+                station_id=station_id,
+                cbid=cbid[:48],
+                direction=direction,
+                message_type=message_type,
+                action=(action or "")[:60],
+                unique_id=(unique_id or "")[:100],
+                payload=payload,
+                raw=raw[:RAW_LIMIT].replace("\x00", "\\u0000"),
+                created_at=now,
+            )
+        )
+        if station_id is not None and direction == OcppMessage.Direction.IN:
+            self._seen[station_id] = now
+        if len(self._rows) > MAX_BUFFERED_ROWS:
+            dropped = len(self._rows) - MAX_BUFFERED_ROWS
+            del self._rows[:dropped]
+            logger.error("OCPP message log buffer full: dropped %d oldest rows", dropped)
+        self._arm()
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # Sync caller (tests, shell): rows wait for an explicit flush().
+        if loop is not self._loop:
+            # A new event loop (tests run one per test): forget the old loop's timer.
+            self._loop = loop
+            self._timer = None
+            self._lock = None
+        if self._timer is None:
+            self._timer = loop.call_later(settings.OCPP_LOG_FLUSH_INTERVAL, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        """Write everything buffered so far."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            rows, seen = self._rows, self._seen
+            if not rows and not seen:
+                return
+            self._rows, self._seen = [], {}
+            try:
+                await database_sync_to_async(_write)(rows, seen)
+            except Exception:
+                logger.exception("Writing %d OCPP log rows failed; will retry", len(rows))
+                # Keep them for the next flush (newer rows after them keep their order).
+                self._rows[:0] = rows
+                for station_id, when in seen.items():
+                    self._seen.setdefault(station_id, when)
+                self._arm()
+
+
+def _write(rows: list[OcppMessage], seen: dict[int, datetime]) -> None:
+    with transaction.atomic():
+        OcppMessage.objects.bulk_create(rows, batch_size=500)
+        for station_id, when in seen.items():
+            Station.objects.filter(pk=station_id).update(last_seen=when)
+
+
+message_log = MessageLog()

@@ -1,0 +1,458 @@
+"""The OCPP-J frame path shared by every version: parsing, errors, validation, dispatch.
+
+The `ocpp` library's own `route_message` answers an unparseable frame with nothing and
+uses 2.x error names on 1.6, so `OcppProtocol.route_message` replaces it. Handlers stay
+the library's `@on(Action.X)` methods on the per-version ChargePoint classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
+from ocpp.exceptions import OCPPError
+from ocpp.messages import get_validator
+
+from ocpp_gateway.errors import CallErrorReply, ErrorCodes, error_codes_for
+from ocpp_gateway.message_log import MessageLog
+
+logger = logging.getLogger(__name__)
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+UNREADABLE_ID = "-1"
+MAX_UNIQUE_ID = 36
+REMEMBERED_IDS = 256
+
+
+@dataclass
+class StationContext:
+    """What the frame path needs to know about the station behind a connection."""
+
+    station_id: int
+    cbid: str
+    version: str
+    registration_status: str
+    cpo_id: int | None = None
+    lenient: bool = False
+    free_usage: bool = False
+
+
+@dataclass
+class Frame:
+    message_type: int
+    unique_id: str
+    action: str = ""
+    payload: Any = None
+    error_code: str = ""
+    error_description: str = ""
+    error_details: Any = None
+
+
+class CallErrorReceived(Exception):
+    """The charger answered one of our CALLs with a CALLERROR."""
+
+    def __init__(self, code: str, description: str, details: Any = None):
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class _Reject(CallErrorReply):
+    def __init__(self, unique_id: str, code: str, description: str, details: dict | None = None):
+        super().__init__(code, description, details)
+        self.unique_id = unique_id
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
+    """Parse one OCPP-J frame or raise `_Reject` with the CALLERROR to answer."""
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise _Reject(UNREADABLE_ID, codes.rpc_framework_error, "Frame is not valid JSON") from exc
+    if not isinstance(data, list) or not data:
+        raise _Reject(UNREADABLE_ID, codes.rpc_framework_error, "Frame is not a JSON array")
+    unique_id = data[1] if len(data) > 1 else None
+    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_UNIQUE_ID:
+        raise _Reject(
+            UNREADABLE_ID,
+            codes.rpc_framework_error,
+            "Message id must be a string of 1 to 36 characters",
+        )
+    if "\x00" in raw or "\\u0000" in raw:
+        raise _Reject(unique_id, codes.format_violation, "NUL characters are not allowed")
+    message_type = data[0]
+    if message_type == CALL:
+        if len(data) != 4:
+            raise _Reject(unique_id, codes.rpc_framework_error, "A CALL has exactly 4 elements")
+        action, payload = data[2], data[3]
+        if not isinstance(action, str) or not action:
+            raise _Reject(unique_id, codes.rpc_framework_error, "Action must be a string")
+        if not isinstance(payload, dict):
+            raise _Reject(unique_id, codes.format_violation, "Payload must be a JSON object")
+        return Frame(CALL, unique_id, action=action[:60], payload=payload)
+    if message_type == CALLRESULT:
+        if len(data) != 3:
+            raise _Reject(unique_id, codes.rpc_framework_error, "A CALLRESULT has 3 elements")
+        return Frame(CALLRESULT, unique_id, payload=data[2])
+    if message_type == CALLERROR:
+        if len(data) < 4:
+            raise _Reject(unique_id, codes.rpc_framework_error, "A CALLERROR has 5 elements")
+        details = data[4] if len(data) > 4 else {}
+        return Frame(
+            CALLERROR,
+            unique_id,
+            error_code=str(data[2])[:50],
+            error_description=str(data[3])[:255],
+            error_details=details,
+        )
+    raise _Reject(
+        unique_id,
+        codes.message_type_not_supported,
+        f"Message type {message_type!r} is not supported",
+    )
+
+
+def _dumps(frame: list) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+class OcppProtocol:
+    """Mixin for the `ocpp` library's ChargePoint classes: the backend's frame path.
+
+    Subclasses set `_ocpp_version` (the library's attribute), `actions` (every action
+    name the version defines, for NotImplemented vs NotSupported) and may extend
+    `COSMETIC_FIELDS`: per action, fields whose over-long values are accepted because
+    real firmware sends them and refusing would brick the charger.
+    """
+
+    actions: frozenset[str] = frozenset()
+    COSMETIC_FIELDS: dict[str, frozenset[str]] = {}
+    # Requests a station may send before it is Accepted.
+    ALLOWED_BEFORE_ACCEPTED = frozenset({"BootNotification"})
+
+    def __init__(
+        self,
+        context: StationContext,
+        connection: Any,
+        *,
+        log: MessageLog,
+        call_timeout: float = 30,
+    ) -> None:
+        super().__init__(context.cbid, connection, response_timeout=call_timeout)
+        self.context = context
+        self.codes = error_codes_for(self._ocpp_version)
+        self.log = log
+        self._seen_ids: OrderedDict[str, None] = OrderedDict()
+        self._pending: dict[str, tuple[str, asyncio.Future]] = {}
+        self._triggered: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # ---- incoming -----------------------------------------------------------------
+
+    async def route_message(self, raw: str) -> None:
+        try:
+            frame = parse_frame(raw, self.codes)
+        except _Reject as reject:
+            self._log_in(None, raw=raw)
+            await self._send_error(reject.unique_id, reject.code, reject.description)
+            return
+        self._log_in(frame)
+        if frame.message_type == CALL:
+            await self._handle_frame_call(frame)
+        else:
+            self._resolve_pending(frame)
+
+    async def _handle_frame_call(self, frame: Frame) -> None:
+        try:
+            response = await self._answer_call(frame)
+        except CallErrorReply as reply:
+            await self._send_error(frame.unique_id, reply.code, reply.description, reply.details)
+            return
+        await self._send_frame([CALLRESULT, frame.unique_id, response], frame.action)
+        self._run_after_handler(frame)
+
+    async def _answer_call(self, frame: Frame) -> dict:
+        codes = self.codes
+        if frame.unique_id in self._seen_ids:
+            raise CallErrorReply(
+                codes.rpc_framework_error,
+                "Message id already used on this connection",
+            )
+        self._seen_ids[frame.unique_id] = None
+        if len(self._seen_ids) > REMEMBERED_IDS:
+            self._seen_ids.popitem(last=False)
+
+        handlers = self.route_map.get(frame.action)
+        if not handlers or "_on_action" not in handlers:
+            if frame.action in self.actions:
+                raise CallErrorReply(codes.not_supported, f"{frame.action} is not supported")
+            raise CallErrorReply(codes.not_implemented, f"Unknown action {frame.action}")
+
+        if not self._may_send(frame.action):
+            raise CallErrorReply(
+                codes.security_error,
+                "Station is not accepted: send BootNotification first",
+            )
+        self._validate_request(frame)
+
+        kwargs = camel_to_snake_case(frame.payload)
+        handler = handlers["_on_action"]
+        try:
+            result = handler(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except CallErrorReply:
+            raise
+        except OCPPError as exc:
+            raise CallErrorReply(self._map_library_code(exc.code), exc.description) from exc
+        except TypeError as exc:
+            # A required field the schema missed, or a field the handler does not take.
+            logger.warning("%s: %s handler refused its arguments: %s", self.id, frame.action, exc)
+            raise CallErrorReply(
+                codes.format_violation, "Payload does not match the action"
+            ) from exc
+        except Exception as exc:
+            logger.exception("%s: handling %s failed", self.id, frame.action)
+            raise CallErrorReply(
+                codes.internal_error, "Internal error while handling the request"
+            ) from exc
+        return self._serialize_response(frame.action, result)
+
+    def _may_send(self, action: str) -> bool:
+        if self.context.registration_status == "Accepted":
+            return True
+        if action in self.ALLOWED_BEFORE_ACCEPTED:
+            return True
+        # Messages the backend itself asked for with TriggerMessage are allowed.
+        if self._triggered.get(action):
+            self._triggered[action] -= 1
+            return True
+        return False
+
+    def _validate_request(self, frame: Frame) -> None:
+        try:
+            validator = get_validator(CALL, frame.action, self._ocpp_version)
+        except OSError:
+            return  # No schema shipped for this action: nothing to validate against.
+        errors = [e for e in validator.iter_errors(frame.payload) if not self._tolerated(frame, e)]
+        if not errors:
+            return
+        error = best_match(errors)
+        raise CallErrorReply(self._code_for_schema_error(error), _describe(error))
+
+    def _tolerated(self, frame: Frame, error: SchemaError) -> bool:
+        path = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "maxLength":
+            if path in self.COSMETIC_FIELDS.get(frame.action, frozenset()):
+                logger.info("%s: accepted over-long %s.%s", self.id, frame.action, path)
+                return True
+            return self.context.lenient
+        if error.validator == "additionalProperties" and self.context.lenient:
+            logger.info(
+                "%s: ignored unknown fields in %s: %s", self.id, frame.action, error.message
+            )
+            return True
+        return False
+
+    def _code_for_schema_error(self, error: SchemaError) -> str:
+        codes = self.codes
+        if error.validator == "required":
+            return codes.occurrence_violation
+        if error.validator in {"type", "maxLength", "minLength"}:
+            return codes.type_violation
+        if error.validator in {"enum", "minimum", "maximum", "multipleOf", "pattern", "format"}:
+            return codes.property_violation
+        return codes.format_violation
+
+    def _map_library_code(self, code: str) -> str:
+        mapping = {
+            "FormatViolation": self.codes.format_violation,
+            "FormationViolation": self.codes.format_violation,
+            "OccurenceConstraintViolation": self.codes.occurrence_violation,
+            "OccurrenceConstraintViolation": self.codes.occurrence_violation,
+        }
+        return mapping.get(code, code)
+
+    def _serialize_response(self, action: str, result: Any) -> dict:
+        if isinstance(result, dict):
+            payload = result
+        else:
+            from ocpp.charge_point import snake_to_camel_case
+
+            payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
+        try:
+            validator = get_validator(CALLRESULT, action, self._ocpp_version)
+        except OSError:
+            return payload
+        error = best_match(validator.iter_errors(payload))
+        if error is not None:
+            # Strict chargers drop a non-conforming answer: better an honest InternalError.
+            logger.error("%s: our %s answer breaks the schema: %s", self.id, action, error.message)
+            raise CallErrorReply(self.codes.internal_error, "Internal error building the answer")
+        return payload
+
+    def _run_after_handler(self, frame: Frame) -> None:
+        handlers = self.route_map.get(frame.action, {})
+        after = handlers.get("_after_action")
+        if after is None:
+            return
+        try:
+            result = after(**camel_to_snake_case(frame.payload))
+        except Exception:
+            logger.exception("%s: after-handler of %s failed", self.id, frame.action)
+            return
+        if inspect.isawaitable(result):
+            self.spawn(result, f"after {frame.action}")
+
+    # ---- outgoing -----------------------------------------------------------------
+
+    async def send_call(self, action: str, payload: dict, *, timeout: float | None = None) -> dict:
+        """Send a CALL and return the charger's CALLRESULT payload.
+
+        One outstanding CALL per connection (OCPP-J): later calls wait for the lock.
+        Raises CallErrorReceived, asyncio.TimeoutError, or ValueError for a payload
+        that breaks the schema (never sent).
+        """
+        validator = get_validator(CALL, action, self._ocpp_version)
+        error = best_match(validator.iter_errors(payload))
+        if error is not None:
+            raise ValueError(f"Invalid {action} payload: {_describe(error)}")
+        timeout = self._response_timeout if timeout is None else timeout
+        async with self._call_lock:
+            unique_id = str(uuid.uuid4())
+            future = asyncio.get_running_loop().create_future()
+            self._pending[unique_id] = (action, future)
+            try:
+                if action == "TriggerMessage":
+                    requested = payload.get("requestedMessage", "")
+                    self._triggered[requested] = self._triggered.get(requested, 0) + 1
+                await self._send_frame([CALL, unique_id, action, payload], action)
+                return await asyncio.wait_for(future, timeout)
+            finally:
+                self._pending.pop(unique_id, None)
+
+    def _resolve_pending(self, frame: Frame) -> None:
+        pending = self._pending.get(frame.unique_id)
+        if pending is None:
+            logger.warning("%s: answer to unknown message id %s ignored", self.id, frame.unique_id)
+            return
+        action, future = pending
+        if future.done():
+            return
+        if frame.message_type == CALLRESULT:
+            if not isinstance(frame.payload, dict):
+                future.set_exception(ValueError("CALLRESULT payload is not an object"))
+            else:
+                future.set_result(frame.payload)
+        else:
+            future.set_exception(
+                CallErrorReceived(frame.error_code, frame.error_description, frame.error_details)
+            )
+
+    def pending_action(self, unique_id: str) -> str:
+        pending = self._pending.get(unique_id)
+        return pending[0] if pending else ""
+
+    # ---- sending and logging ------------------------------------------------------
+
+    async def _send_error(
+        self, unique_id: str, code: str, description: str, details: dict | None = None
+    ) -> None:
+        await self._send_frame([CALLERROR, unique_id, code, description[:255], details or {}], "")
+
+    async def _send_frame(self, frame: list, action: str) -> None:
+        text = _dumps(frame)
+        payload = (
+            frame[3]
+            if frame[0] == CALL
+            else frame[2]
+            if frame[0] == CALLRESULT
+            else {
+                "errorCode": frame[2],
+                "errorDescription": frame[3],
+                "errorDetails": frame[4],
+            }
+        )
+        self.log.record(
+            station_id=self.context.station_id,
+            cbid=self.context.cbid,
+            direction="out",
+            message_type=frame[0],
+            action=action,
+            unique_id=frame[1],
+            payload=payload,
+        )
+        await self._connection.send(text)
+
+    def _log_in(self, frame: Frame | None, raw: str = "") -> None:
+        if frame is None:
+            self.log.record(
+                station_id=self.context.station_id,
+                cbid=self.context.cbid,
+                direction="in",
+                message_type=None,
+                raw=raw,
+            )
+            return
+        if frame.message_type == CALLERROR:
+            payload = {
+                "errorCode": frame.error_code,
+                "errorDescription": frame.error_description,
+                "errorDetails": frame.error_details,
+            }
+            action = self.pending_action(frame.unique_id)
+        elif frame.message_type == CALLRESULT:
+            payload, action = frame.payload, self.pending_action(frame.unique_id)
+        else:
+            payload, action = frame.payload, frame.action
+        self.log.record(
+            station_id=self.context.station_id,
+            cbid=self.context.cbid,
+            direction="in",
+            message_type=frame.message_type,
+            action=action,
+            unique_id=frame.unique_id,
+            payload=payload,
+        )
+
+    # ---- background work ----------------------------------------------------------
+
+    def spawn(self, coro, what: str) -> asyncio.Task:
+        """Run `coro` in the background, keeping a reference and logging its failure."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("%s: %s failed", self.id, what, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def close(self) -> None:
+        """The socket is gone: fail pending calls and stop background work."""
+        for _action, future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("Station disconnected"))
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _describe(error: SchemaError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return f"{path}: {error.message}"[:255] if path else error.message[:255]

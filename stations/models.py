@@ -1,0 +1,489 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from cpo.models import Cpo, Membership
+
+
+class Protocol(models.TextChoices):
+    ENSTO = "ensto", "Ensto"
+    OCPP = "ocpp", "OCPP"
+    REMOTEC = "remotec", "Remotec"
+
+
+class OcppVersion(models.TextChoices):
+    V16 = "1.6", "OCPP 1.6J"
+    V201 = "2.0.1", "OCPP 2.0.1"
+    V21 = "2.1", "OCPP 2.1"
+
+
+class RegistrationStatus(models.TextChoices):
+    PENDING = "Pending", "Pending"
+    ACCEPTED = "Accepted", "Accepted"
+    REJECTED = "Rejected", "Rejected"
+
+
+class StationQuerySet(models.QuerySet):
+    def for_user(self, user) -> StationQuerySet:
+        """Stations the user may see: those of the CPOs they belong to.
+
+        Superusers see every station, the pool (no CPO) included.
+        Anonymous users see nothing.
+        """
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(
+            cpo__in=Membership.objects.filter(user=user).values("cpo_id"),
+        )
+
+    def by_cbid(self, cbid: str) -> StationQuerySet:
+        """The station with this CBID, whatever its case (uses the Lower(cbid) index)."""
+        return self.alias(cbid_lower=Lower("cbid")).filter(cbid_lower=cbid.strip().lower())
+
+    def in_pool(self) -> StationQuerySet:
+        return self.filter(cpo__isnull=True)
+
+    def online(self) -> StationQuerySet:
+        return self.filter(connected=True)
+
+    def visible(self) -> StationQuerySet:
+        """Stations customers may see (the public map)."""
+        return self.filter(visible=True, cpo__isnull=False)
+
+    def connected_since(self, days: int) -> StationQuerySet:
+        since = timezone.now() - timedelta(days=days)
+        return self.filter(Q(connected=True) | Q(last_seen__gte=since))
+
+
+class Station(models.Model):
+    """One charger, identified by its CBID (the OCPP identity)."""
+
+    cbid = models.CharField("CBID", max_length=48)
+    protocol = models.CharField(max_length=10, choices=Protocol.choices, default=Protocol.OCPP)
+    ocpp_version = models.CharField(
+        "OCPP version", max_length=8, choices=OcppVersion.choices, blank=True
+    )
+    cpo = models.ForeignKey(
+        Cpo,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="stations",
+        verbose_name="CPO",
+    )
+    name = models.CharField(max_length=100, blank=True)
+
+    # What the charger told at boot. Generous lengths: real firmware sends over-long strings.
+    vendor = models.CharField(max_length=255, blank=True)
+    model = models.CharField(max_length=255, blank=True)
+    serial_number = models.CharField("charge point serial", max_length=255, blank=True)
+    charge_box_serial_number = models.CharField(max_length=255, blank=True)
+    firmware_version = models.CharField(max_length=255, blank=True)
+    iccid = models.CharField("ICCID", max_length=255, blank=True)
+    imsi = models.CharField("IMSI", max_length=255, blank=True)
+    meter_type = models.CharField(max_length=255, blank=True)
+    meter_serial_number = models.CharField(max_length=255, blank=True)
+    boot_reason = models.CharField(max_length=50, blank=True)
+    last_boot_at = models.DateTimeField(null=True, blank=True)
+
+    registration_status = models.CharField(
+        max_length=10, choices=RegistrationStatus.choices, default=RegistrationStatus.PENDING
+    )
+    # Station-level status (StatusNotification on connector 0).
+    status = models.CharField(max_length=30, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    status_info = models.CharField(max_length=255, blank=True)
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+
+    # Connection state. `channel_name` names the consumer holding the socket (any process).
+    connected = models.BooleanField(default=False)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    first_connected_at = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    channel_name = models.CharField(max_length=200, blank=True)
+
+    # Security profile 1/2 (HTTP Basic auth); empty hash = no password required.
+    auth_password_hash = models.CharField(max_length=256, blank=True)
+    security_profile = models.PositiveSmallIntegerField(default=0)
+    # Strict: OCPP schemas enforced as written. Lenient: unknown fields and over-long
+    # strings from broken firmware accepted and logged.
+    lenient_validation = models.BooleanField(default=False)
+
+    # Settings staff edit after claiming.
+    free_usage = models.BooleanField(default=False)
+    reservation_enabled = models.BooleanField(default=False)
+    visible = models.BooleanField("visible to customers", default=False)
+    street = models.CharField(max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+
+    created_at = models.DateTimeField("date added", auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(Lower("cbid"), name="station_cbid_ci_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["cpo", "-created_at"], name="station_cpo_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.cbid
+
+    @property
+    def in_pool(self) -> bool:
+        return self.cpo_id is None
+
+    @property
+    def has_address(self) -> bool:
+        return bool(self.street and self.city and self.country)
+
+    @property
+    def has_coordinates(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+class Connector(models.Model):
+    """A connector of a station. 1.6 numbers connectors; 2.0.1 numbers them within an EVSE."""
+
+    class PlugType(models.TextChoices):
+        TYPE2 = "type2", "Type 2"
+        TYPE2_CABLE = "type2_cable", "Type 2 (tethered cable)"
+        CCS = "ccs", "CCS Combo 2"
+        CHADEMO = "chademo", "CHAdeMO"
+        TYPE1 = "type1", "Type 1"
+        SCHUKO = "schuko", "Schuko"
+        OTHER = "other", "Other"
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="connectors")
+    # None for OCPP 1.6, the EVSE id for OCPP 2.x.
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    connector_id = models.PositiveIntegerField()
+    status = models.CharField(max_length=30, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    info = models.CharField(max_length=255, blank=True)
+    vendor_id = models.CharField(max_length=255, blank=True)
+    vendor_error_code = models.CharField(max_length=255, blank=True)
+    status_timestamp = models.DateTimeField(null=True, blank=True)
+    plug_type = models.CharField(max_length=20, choices=PlugType.choices, blank=True)
+    max_power_kw = models.DecimalField(
+        "maximum power (kW)", max_digits=7, decimal_places=1, null=True, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["evse_id", "connector_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["station", "connector_id"],
+                condition=Q(evse_id__isnull=True),
+                name="connector_v16_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["station", "evse_id", "connector_id"],
+                condition=Q(evse_id__isnull=False),
+                name="connector_v2_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.evse_id is None:
+            return f"{self.station.cbid} #{self.connector_id}"
+        return f"{self.station.cbid} EVSE {self.evse_id} #{self.connector_id}"
+
+    @property
+    def label(self) -> str:
+        if self.evse_id is None:
+            return str(self.connector_id)
+        return f"{self.evse_id}/{self.connector_id}"
+
+
+class IdTag(models.Model):
+    """An authorisation token (RFID card, app id) a CPO accepts."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "Accepted", "Accepted"
+        BLOCKED = "Blocked", "Blocked"
+        EXPIRED = "Expired", "Expired"
+        INVALID = "Invalid", "Invalid"
+
+    cpo = models.ForeignKey(Cpo, on_delete=models.CASCADE, related_name="id_tags")
+    # 1.6 idTag is at most 20 characters, 2.0.1 idToken at most 36.
+    tag = models.CharField(max_length=36)
+    token_type = models.CharField(max_length=20, blank=True, help_text="2.0.1 IdTokenType")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
+    expiry_date = models.DateTimeField(null=True, blank=True)
+    parent_id_tag = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tag"]
+        verbose_name = "ID tag"
+        constraints = [
+            models.UniqueConstraint(fields=["cpo", "tag"], name="idtag_cpo_tag_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.tag
+
+
+class Transaction(models.Model):
+    """A charging session, from either OCPP version.
+
+    OCPP 1.6: the backend assigns the integer transactionId (this row's pk).
+    OCPP 2.x: the charger assigns a string transactionId (`charger_transaction_id`).
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="transactions")
+    connector = models.ForeignKey(
+        Connector, on_delete=models.SET_NULL, null=True, blank=True, related_name="transactions"
+    )
+    charger_transaction_id = models.CharField(max_length=36, blank=True)
+    id_tag = models.CharField(max_length=36, blank=True)
+    id_tag_status = models.CharField(max_length=20, blank=True)
+    stop_id_tag = models.CharField(max_length=36, blank=True)
+    reservation_id = models.IntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    start_time = models.DateTimeField(null=True, blank=True)
+    stop_time = models.DateTimeField(null=True, blank=True)
+    meter_start = models.BigIntegerField("meter start (Wh)", null=True, blank=True)
+    meter_stop = models.BigIntegerField("meter stop (Wh)", null=True, blank=True)
+    energy_wh = models.BigIntegerField("energy (Wh)", null=True, blank=True)
+    stop_reason = models.CharField(max_length=50, blank=True)
+    # OCPP 2.x TransactionEvent bookkeeping.
+    last_seq_no = models.IntegerField(null=True, blank=True)
+    offline = models.BooleanField(default=False)
+    # A StopTransaction for a transaction we never saw start is kept, flagged.
+    orphan_stop = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["station", "charger_transaction_id"],
+                condition=~Q(charger_transaction_id=""),
+                name="transaction_charger_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["station", "state"], name="transaction_station_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.charger_transaction_id or str(self.pk)
+
+    @property
+    def ocpp_id(self) -> str:
+        """The transactionId the charger knows."""
+        return self.charger_transaction_id or str(self.pk)
+
+
+class MeterValue(models.Model):
+    """One sampled value from MeterValues, StopTransaction or TransactionEvent."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="meter_values")
+    transaction = models.ForeignKey(
+        Transaction,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="meter_values",
+    )
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    measurand = models.CharField(max_length=60, default="Energy.Active.Import.Register")
+    phase = models.CharField(max_length=10, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
+    context = models.CharField(max_length=30, blank=True)
+    location = models.CharField(max_length=20, blank=True)
+    value = models.CharField(max_length=2500)
+    # The value as a number when it is one (1.6 sends strings).
+    numeric_value = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [
+            models.Index(fields=["transaction", "timestamp"], name="metervalue_tx_time_idx"),
+            models.Index(fields=["station", "timestamp"], name="metervalue_station_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measurand}={self.value}{self.unit}"
+
+
+class OcppMessage(models.Model):
+    """One OCPP-J frame, in or out, for the station log."""
+
+    class Direction(models.TextChoices):
+        IN = "in", "Charger → backend"
+        OUT = "out", "Backend → charger"
+
+    station = models.ForeignKey(
+        Station, on_delete=models.CASCADE, related_name="messages", null=True, blank=True
+    )
+    cbid = models.CharField(max_length=48, blank=True)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    # 2 CALL, 3 CALLRESULT, 4 CALLERROR; null for a frame that could not be parsed.
+    message_type = models.PositiveSmallIntegerField(null=True, blank=True)
+    action = models.CharField(max_length=60, blank=True)
+    unique_id = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    # The frame as received when it was not valid JSON (truncated).
+    raw = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["station", "-created_at"], name="ocppmessage_station_time_idx"),
+            models.Index(fields=["created_at"], name="ocppmessage_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cbid} {self.direction} {self.message_type} {self.action} {self.unique_id}"
+
+
+class ConnectionAttempt(models.Model):
+    """A refused websocket handshake, for system administrators."""
+
+    class Reason(models.TextChoices):
+        BAD_CBID = "bad_cbid", "Invalid CBID"
+        BAD_PATH = "bad_path", "Not an OCPP path"
+        UNSUPPORTED_SUBPROTOCOL = "unsupported_subprotocol", "No supported OCPP subprotocol"
+        BAD_PASSWORD = "bad_password", "Wrong or missing credentials"
+        UNKNOWN_CBID = "unknown_cbid", "Unknown CBID (unknown stations not allowed)"
+        PLAIN_WS = "plain_ws", "Security profile requires TLS"
+        RATE_LIMITED = "rate_limited", "Too many attempts"
+        POOL_FULL = "pool_full", "Pool limit reached"
+
+    cbid = models.CharField("CBID", max_length=100, blank=True)
+    remote_addr = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at"], name="connattempt_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.cbid or '?'} refused: {self.get_reason_display()}"
+
+
+class StationAssignment(models.Model):
+    """Audit trail: every time a station's CPO is set or changed."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="assignments")
+    from_cpo = models.ForeignKey(
+        Cpo, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    to_cpo = models.ForeignKey(
+        Cpo, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Names kept as text too: the audit trail outlives a deleted CPO or user.
+    from_cpo_name = models.CharField(max_length=100, blank=True)
+    to_cpo_name = models.CharField(max_length=100, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    by_username = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=20, default="panel")  # panel / admin / cli
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.station.cbid}: {self.from_cpo_name or 'pool'} → {self.to_cpo_name or 'pool'}"
+
+
+class Command(models.Model):
+    """A CALL to a charger, asked for from the panel: the durable record of it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        ERROR = "error", "Error"
+        TIMED_OUT = "timed_out", "Timed out"
+        OFFLINE = "offline", "Offline"
+
+    FINAL_STATUSES = (
+        Status.ACCEPTED,
+        Status.REJECTED,
+        Status.ERROR,
+        Status.TIMED_OUT,
+        Status.OFFLINE,
+    )
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="commands")
+    action = models.CharField(max_length=60)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    unique_id = models.CharField(max_length=36, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"], name="command_station_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} → {self.station.cbid} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class StationVariable(models.Model):
+    """A configuration key (1.6) or component variable (2.x) the charger reported."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="variables")
+    component = models.CharField(max_length=50, blank=True)
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    variable = models.CharField(max_length=100)
+    variable_instance = models.CharField(max_length=50, blank=True)
+    attribute_type = models.CharField(max_length=10, default="Actual")
+    value = models.CharField(max_length=2500, blank=True)
+    mutability = models.CharField(max_length=10, blank=True)
+    data_type = models.CharField(max_length=20, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["component", "variable"]
+
+    def __str__(self) -> str:
+        return f"{self.component}.{self.variable}={self.value}"

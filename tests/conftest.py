@@ -1,0 +1,57 @@
+"""The fixed cast (as in healthchecks' hc/test.py):
+
+- alice: admin of CPO A
+- bob: viewer of CPO A
+- carol: admin of CPO B
+- root: superuser (system administrator)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cpo.models import Membership
+from tests.factories import make_cpo, make_member, make_user
+
+
+@pytest.fixture
+def cpo_a(db):
+    return make_cpo("CPO A")
+
+
+@pytest.fixture
+def cpo_b(db):
+    return make_cpo("CPO B")
+
+
+@pytest.fixture
+def alice(cpo_a):
+    user = make_user("alice")
+    make_member(user, cpo_a, Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def bob(cpo_a):
+    user = make_user("bob")
+    make_member(user, cpo_a, Membership.Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def carol(cpo_b):
+    user = make_user("carol")
+    make_member(user, cpo_b, Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def root(db):
+    return make_user("root", superuser=True)
+
+
+@pytest.fixture(autouse=True)
+def _fast_settings(settings):
+    # Flush the OCPP message log immediately in tests; tests call flush() anyway.
+    settings.OCPP_LOG_FLUSH_INTERVAL = 0.01
+    settings.OCPP_CALL_TIMEOUT = 5

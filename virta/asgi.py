@@ -1,0 +1,24 @@
+"""ASGI entry point: HTTP goes to Django, websockets under /ocpp/ to the OCPP gateway.
+
+Serve it with daphne (see the Makefile's `run` target).
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virta.settings")
+# Django must be set up before the consumers (and their models) are imported.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
+from ocpp_gateway.routing import websocket_application  # noqa: E402
+
+# No AllowedHostsOriginValidator on the websocket side: chargers send no Origin header.
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": websocket_application,
+    }
+)
