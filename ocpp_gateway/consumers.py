@@ -70,6 +70,11 @@ class StationConsumer(AsyncWebsocketConsumer):
             await refuse(self.scope, reason=exc.reason, detail=exc.detail, cbid=cbid)
             await self.close()
             return
+        except Exception:
+            # The database is down or similar: refuse (HTTP 403), never a 500; it retries.
+            logger.exception("Could not open a session for %s", cbid)
+            await self.close()
+            return
         if session.replaced_channel:
             await self.channel_layer.send(session.replaced_channel, {"type": "station.replaced"})
         await self.accept(subprotocol=subprotocol)
@@ -89,8 +94,11 @@ class StationConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
-            # OCPP-J uses text frames; decode a binary one rather than drop it.
-            text_data = (bytes_data or b"").decode("utf-8", errors="replace")
+            # OCPP-J uses text frames: the frame path refuses a binary one (or reads it as
+            # text for a lenient station) rather than drop it unanswered.
+            raw = (bytes_data or b"").decode("utf-8", errors="replace")
+            await self.charge_point.route_message(raw, binary=True)
+            return
         await self.charge_point.route_message(text_data)
 
     async def disconnect(self, code: int) -> None:

@@ -20,6 +20,8 @@ class ErrorCodes:
     # The frame itself is not an RPC message (no readable id, wrong shape).
     rpc_framework_error: str = "ProtocolError"
     message_type_not_supported: str = "ProtocolError"
+    # A CALL reusing a message id of this connection: the RPC rule broken, not the payload.
+    duplicate_id: str = "ProtocolError"
 
 
 # OCPP-J 1.6 §4.2.3 (with the spec's own spellings).
@@ -36,6 +38,7 @@ V2_ERRORS = ErrorCodes(
     occurrence_violation="OccurrenceConstraintViolation",
     rpc_framework_error="RpcFrameworkError",
     message_type_not_supported="MessageTypeNotSupported",
+    duplicate_id="RpcFrameworkError",
 )
 
 

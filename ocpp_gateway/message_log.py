@@ -15,7 +15,7 @@ from datetime import datetime
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from stations.models import OcppMessage, Station
@@ -100,13 +100,40 @@ class MessageLog:
             self._rows, self._seen = [], {}
             try:
                 await database_sync_to_async(_write)(rows, seen)
-            except Exception:
+            except (OperationalError, InterfaceError):
                 logger.exception("Writing %d OCPP log rows failed; will retry", len(rows))
                 # Keep them for the next flush (newer rows after them keep their order).
                 self._rows[:0] = rows
                 for station_id, when in seen.items():
                     self._seen.setdefault(station_id, when)
                 self._arm()
+            except Exception:
+                # Not the database being away but a row it refuses: retrying the batch
+                # would fail forever and block the log. Write row by row, drop the bad.
+                logger.exception("Writing %d OCPP log rows failed; writing one by one", len(rows))
+                try:
+                    await database_sync_to_async(_write_each)(rows, seen)
+                except Exception:
+                    logger.exception("Writing OCPP log rows one by one failed; dropped them")
+
+
+def _write_each(rows: list[OcppMessage], seen: dict[int, datetime]) -> None:
+    dropped = 0
+    for row in rows:
+        row.pk = None  # The failed bulk insert may have set ids that were rolled back.
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            dropped += 1
+            logger.exception("Dropped an OCPP log row the database refuses: %s", row)
+    if dropped:
+        logger.error("Dropped %d of %d OCPP log rows", dropped, len(rows))
+    with transaction.atomic():
+        for station_id, when in seen.items():
+            Station.objects.filter(pk=station_id).update(last_seen=when)
 
 
 def _write(rows: list[OcppMessage], seen: dict[int, datetime]) -> None:

@@ -11,6 +11,8 @@ import asyncio
 import inspect
 import json
 import logging
+import math
+import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -73,27 +75,89 @@ class _Reject(CallErrorReply):
         self.unique_id = unique_id
 
 
+# The message id at the start of a frame that is not valid JSON as a whole.
+_LEADING_ID_RE = re.compile(r'^\s*\[\s*\d+\s*,\s*"([^"\\\x00-\x1f]{1,36})"\s*[,\]]')
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 parses to inf, which the JSON log column (PostgreSQL jsonb) refuses.
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _loads(raw: str) -> Any:
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def readable_id(raw: str) -> str:
+    """The message id of a frame we refuse whole, or "-1" when none can be read."""
+    try:
+        data = _loads(raw)
+    except (ValueError, RecursionError):
+        match = _LEADING_ID_RE.match(raw)
+        return match.group(1) if match else UNREADABLE_ID
+    if isinstance(data, list) and len(data) > 1 and isinstance(data[1], str):
+        if 0 < len(data[1]) <= MAX_UNIQUE_ID and not _bad_text(data[1]):
+            return data[1]
+    return UNREADABLE_ID
+
+
+def _bad_text(data: Any) -> str:
+    """Why strings in the frame cannot be stored, or "" when they can.
+
+    NUL characters and lone surrogates (both reachable through JSON escapes) are refused
+    by PostgreSQL: logging them would fail the whole batch of log rows.
+    """
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "NUL characters are not allowed"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "Strings must be valid Unicode (no lone surrogates)"
+    return ""
 
 
 def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
     """Parse one OCPP-J frame or raise `_Reject` with the CALLERROR to answer."""
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = _loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise _Reject(UNREADABLE_ID, codes.rpc_framework_error, "Frame is not valid JSON") from exc
+        # The id is often still readable (a truncated frame, a raw control character).
+        raise _Reject(
+            readable_id(raw), codes.rpc_framework_error, "Frame is not valid JSON"
+        ) from exc
     if not isinstance(data, list) or not data:
         raise _Reject(UNREADABLE_ID, codes.rpc_framework_error, "Frame is not a JSON array")
     unique_id = data[1] if len(data) > 1 else None
-    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_UNIQUE_ID:
+    if (
+        not isinstance(unique_id, str)
+        or not unique_id
+        or len(unique_id) > MAX_UNIQUE_ID
+        or _bad_text(unique_id)
+    ):
         raise _Reject(
             UNREADABLE_ID,
             codes.rpc_framework_error,
             "Message id must be a string of 1 to 36 characters",
         )
-    if "\x00" in raw or "\\u0000" in raw:
-        raise _Reject(unique_id, codes.format_violation, "NUL characters are not allowed")
+    problem = _bad_text(data)
+    if problem:
+        raise _Reject(unique_id, codes.format_violation, problem)
     message_type = data[0]
     if message_type == CALL:
         if len(data) != 4:
@@ -163,7 +227,15 @@ class OcppProtocol:
 
     # ---- incoming -----------------------------------------------------------------
 
-    async def route_message(self, raw: str) -> None:
+    async def route_message(self, raw: str, *, binary: bool = False) -> None:
+        """Answer one frame from the charger; never raises for what the charger sent."""
+        if binary and not self.context.lenient:
+            # OCPP-J is text frames only; a lenient station's binary JSON is read as text.
+            self._log_in(None, raw=raw)
+            await self._send_error(
+                readable_id(raw), self.codes.format_violation, "OCPP-J frames must be text frames"
+            )
+            return
         try:
             frame = parse_frame(raw, self.codes)
         except _Reject as reject:
@@ -180,7 +252,9 @@ class OcppProtocol:
         try:
             response = await self._answer_call(frame)
         except CallErrorReply as reply:
-            await self._send_error(frame.unique_id, reply.code, reply.description, reply.details)
+            await self._send_error(
+                frame.unique_id, reply.code, reply.description, reply.details, action=frame.action
+            )
             return
         await self._send_frame([CALLRESULT, frame.unique_id, response], frame.action)
         self._run_after_handler(frame)
@@ -189,7 +263,7 @@ class OcppProtocol:
         codes = self.codes
         if frame.unique_id in self._seen_ids:
             raise CallErrorReply(
-                codes.rpc_framework_error,
+                codes.duplicate_id,
                 "Message id already used on this connection",
             )
         self._seen_ids[frame.unique_id] = None
@@ -370,9 +444,18 @@ class OcppProtocol:
     # ---- sending and logging ------------------------------------------------------
 
     async def _send_error(
-        self, unique_id: str, code: str, description: str, details: dict | None = None
+        self,
+        unique_id: str,
+        code: str,
+        description: str,
+        details: dict | None = None,
+        *,
+        action: str = "",
     ) -> None:
-        await self._send_frame([CALLERROR, unique_id, code, description[:255], details or {}], "")
+        # `action`: the CALL this answers, so the station log shows what was refused.
+        await self._send_frame(
+            [CALLERROR, unique_id, code, description[:255], details or {}], action
+        )
 
     async def _send_frame(self, frame: list, action: str) -> None:
         text = _dumps(frame)

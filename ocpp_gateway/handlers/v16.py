@@ -1,16 +1,42 @@
-"""OCPP 1.6J: what a charger sends, answered through the services."""
+"""OCPP 1.6J: what a charger sends, answered through the services.
+
+The frame path (`OcppProtocol`) has already validated each payload against the 1.6
+schema; handlers convert it, call a service and answer with a `call_result`. Every
+handler takes **kwargs: a station in lenient mode may send fields the schema lacks.
+"""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
 
 from channels.db import database_sync_to_async
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
-from ocpp.v16 import call_result
-from ocpp.v16.enums import Action
+from ocpp.v16 import call_result, datatypes
+from ocpp.v16.enums import Action, DataTransferStatus
 
+from ocpp_gateway.errors import CallErrorReply
 from ocpp_gateway.protocol import OcppProtocol
-from ocpp_gateway.timeutil import utc_now_iso
+from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
+from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
+from stations.services.charging import (
+    BIGINT_MAX,
+    IdTagInfo,
+    MeterSample,
+    connector_status_set,
+    id_tag_authorize,
+    meter_values_store,
+    transaction_start,
+    transaction_stop,
+)
 from stations.services.registration import BootInfo, station_boot
+
+# Connector ids are stored in PositiveIntegerField (32-bit on PostgreSQL).
+CONNECTOR_ID_MAX = 2**31 - 1
+# 1.6 parentIdTag is an IdToken: at most 20 characters.
+ID_TOKEN_MAX = 20
 
 
 class ChargePoint(OcppProtocol, LibraryChargePoint):
@@ -60,3 +86,184 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     async def on_heartbeat(self, **kwargs) -> call_result.Heartbeat:
         """Liveness is recorded for every frame by the message log: nothing to write here."""
         return call_result.Heartbeat(current_time=utc_now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(
+        self, connector_id: int, error_code: str, status: str, **kwargs
+    ) -> call_result.StatusNotification:
+        """Connector 0 is the station itself; other connectors are created on first report."""
+        self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
+        timestamp = kwargs.get("timestamp")
+        await database_sync_to_async(connector_status_set)(
+            station_id=self.context.station_id,
+            connector_id=connector_id,
+            status=status,
+            error_code=error_code,
+            info=kwargs.get("info") or "",
+            vendor_id=kwargs.get("vendor_id") or "",
+            vendor_error_code=kwargs.get("vendor_error_code") or "",
+            timestamp=self._time("timestamp", timestamp) if timestamp is not None else None,
+        )
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str, **kwargs) -> call_result.Authorize:
+        """Accepted for the CPO's valid tags or at a free-usage station; a business 'no' else."""
+        info = await database_sync_to_async(id_tag_authorize)(
+            station_id=self.context.station_id, id_tag=id_tag
+        )
+        return call_result.Authorize(id_tag_info=_id_tag_info(info))
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kwargs
+    ) -> call_result.StartTransaction:
+        """Open a transaction (the row's pk is the transactionId); a resent start gets the same."""
+        self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
+        self._check_range("meterStart", meter_start, -BIGINT_MAX, BIGINT_MAX)
+        reservation_id = kwargs.get("reservation_id")
+        if reservation_id is not None:
+            self._check_range("reservationId", reservation_id, -(2**31), 2**31 - 1)
+        tx, info = await database_sync_to_async(transaction_start)(
+            station_id=self.context.station_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start=meter_start,
+            timestamp=self._time("timestamp", timestamp),
+            reservation_id=reservation_id,
+        )
+        return call_result.StartTransaction(transaction_id=tx.pk, id_tag_info=_id_tag_info(info))
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(
+        self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs
+    ) -> call_result.StopTransaction:
+        """Close the transaction, keep its transactionData; an unknown id is recorded too."""
+        self._check_range("meterStop", meter_stop, -BIGINT_MAX, BIGINT_MAX)
+        samples = self._samples("transactionData", kwargs.get("transaction_data") or [])
+        info = await database_sync_to_async(transaction_stop)(
+            station_id=self.context.station_id,
+            transaction_id=transaction_id,
+            meter_stop=meter_stop,
+            timestamp=self._time("timestamp", timestamp),
+            reason=kwargs.get("reason") or "",
+            id_tag=kwargs.get("id_tag") or "",
+            samples=samples,
+        )
+        if info is None:
+            return call_result.StopTransaction()
+        return call_result.StopTransaction(id_tag_info=_id_tag_info(info))
+
+    @on(Action.meter_values)
+    async def on_meter_values(
+        self, connector_id: int, meter_value: list, **kwargs
+    ) -> call_result.MeterValues:
+        """Keep every sampled value, linked to its transaction when the station knows it."""
+        self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
+        samples = self._samples("meterValue", meter_value)
+        await database_sync_to_async(meter_values_store)(
+            station_id=self.context.station_id,
+            samples=samples,
+            transaction_id=kwargs.get("transaction_id"),
+            connector_id=connector_id,
+        )
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, **kwargs) -> call_result.DataTransfer:
+        """The registered vendor handler answers; UnknownVendorId when there is none."""
+        result = await data_transfer_dispatch(
+            DataTransferRequest(
+                station_id=self.context.station_id,
+                cbid=self.context.cbid,
+                version=self._ocpp_version,
+                vendor_id=vendor_id,
+                message_id=kwargs.get("message_id") or "",
+                data=kwargs.get("data"),
+            )
+        )
+        data = result.data
+        if data is not None and not isinstance(data, str):
+            # 1.6 DataTransfer.data is a string: strict chargers drop anything else.
+            data = json.dumps(data, separators=(",", ":"))
+        return call_result.DataTransfer(status=DataTransferStatus(result.status), data=data)
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status_notification(
+        self, status: str, **kwargs
+    ) -> call_result.DiagnosticsStatusNotification:
+        """Acknowledged: the frame itself, kept in the message log, is the record."""
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(
+        self, status: str, **kwargs
+    ) -> call_result.FirmwareStatusNotification:
+        """Acknowledged: the frame itself, kept in the message log, is the record."""
+        return call_result.FirmwareStatusNotification()
+
+    # Messages of the 1.6 security whitepaper: chargers that implement it send them
+    # unasked and retry on a CALLERROR, so they are acknowledged (and logged) too.
+
+    @on(Action.security_event_notification)
+    async def on_security_event_notification(
+        self, type: str, timestamp: str, **kwargs
+    ) -> call_result.SecurityEventNotification:
+        """Acknowledged: the frame itself, kept in the message log, is the record."""
+        return call_result.SecurityEventNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(
+        self, status: str, **kwargs
+    ) -> call_result.LogStatusNotification:
+        """Acknowledged: the frame itself, kept in the message log, is the record."""
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status_notification(
+        self, status: str, **kwargs
+    ) -> call_result.SignedFirmwareStatusNotification:
+        """Acknowledged: the frame itself, kept in the message log, is the record."""
+        return call_result.SignedFirmwareStatusNotification()
+
+    # ---- payload conversion -------------------------------------------------------
+
+    def _time(self, field: str, value: Any) -> datetime:
+        # The library's validator does not check `format: date-time`: this does.
+        parsed = parse_ocpp_time(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise CallErrorReply(
+                self.codes.property_violation, f"{field}: not an ISO 8601 date-time"
+            )
+        return parsed
+
+    def _check_range(self, field: str, value: int, low: int, high: int) -> None:
+        # The schema says only "integer"; the database column says how big.
+        if not low <= value <= high:
+            raise CallErrorReply(self.codes.property_violation, f"{field}: {value} is out of range")
+
+    def _samples(self, field: str, meter_values: list[dict]) -> list[MeterSample]:
+        samples = []
+        for index, meter_value in enumerate(meter_values):
+            timestamp = self._time(f"{field}.{index}.timestamp", meter_value.get("timestamp"))
+            for sampled in meter_value.get("sampled_value") or []:
+                samples.append(
+                    MeterSample(
+                        timestamp=timestamp,
+                        value=sampled.get("value", ""),
+                        measurand=sampled.get("measurand") or "Energy.Active.Import.Register",
+                        phase=sampled.get("phase") or "",
+                        unit=sampled.get("unit") or "",
+                        context=sampled.get("context") or "",
+                        location=sampled.get("location") or "",
+                    )
+                )
+        return samples
+
+
+def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
+    return datatypes.IdTagInfo(
+        status=info.status,
+        parent_id_tag=info.parent_id_tag[:ID_TOKEN_MAX] or None,
+        expiry_date=utc_iso(info.expiry_date) if info.expiry_date else None,
+    )
