@@ -1,0 +1,102 @@
+"""`manage.py simulate_charger CBID`: a simulated OCPP charger for people without hardware."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ocpp_gateway.simulator import (
+    HandshakeRefused,
+    SimulatorFailed,
+    SimulatorOptions,
+    run_simulator,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Connect a simulated charger to the backend: it boots, reports its connectors, "
+        "sends heartbeats, optionally charges, and answers the backend's calls. Ctrl-C stops it."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        # `--version` is the OCPP version here: it replaces Django's own `--version`.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("cbid", help="the charger's identity (last segment of its URL)")
+        parser.add_argument(
+            "--url",
+            default="ws://127.0.0.1:8000/ocpp",
+            help="backend URL without the CBID (default: %(default)s)",
+        )
+        parser.add_argument("--version", choices=["1.6", "2.0.1"], default="1.6", dest="ocpp")
+        parser.add_argument("--password", help="Basic-auth password (security profile 1)")
+        parser.add_argument("--connectors", type=int, default=2)
+        parser.add_argument(
+            "--heartbeat", type=int, help="heartbeat interval in seconds (default: the backend's)"
+        )
+        parser.add_argument(
+            "--transaction", action="store_true", help="charge on connector 1 once Accepted"
+        )
+        parser.add_argument("--id-tag", default="SIMULATOR", help="id tag for --transaction")
+        parser.add_argument(
+            "--meter-interval", type=float, default=5.0, help="seconds between meter values"
+        )
+        parser.add_argument(
+            "--duration", type=float, help="seconds to run, then stop (default: until Ctrl-C)"
+        )
+
+    def handle(self, *args, **options) -> None:
+        try:
+            simulator_options = SimulatorOptions(
+                cbid=options["cbid"],
+                url=options["url"],
+                version=options["ocpp"],
+                password=options["password"],
+                connectors=options["connectors"],
+                heartbeat=options["heartbeat"],
+                transaction=options["transaction"],
+                id_tag=options["id_tag"],
+                meter_interval=options["meter_interval"],
+                duration=options["duration"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc))
+        try:
+            asyncio.run(self._run(simulator_options))
+        except asyncio.CancelledError:
+            self.stderr.write("Interrupted.")
+        except (HandshakeRefused, SimulatorFailed) as exc:
+            raise CommandError(str(exc))
+        except OSError as exc:
+            raise CommandError(f"Cannot connect to {simulator_options.station_url}: {exc}")
+
+    async def _run(self, options: SimulatorOptions) -> None:
+        stop = asyncio.Event()
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def interrupt() -> None:
+            # The first Ctrl-C (or TERM) ends the run cleanly: a running transaction is
+            # stopped first. A second one does not wait for that.
+            if stop.is_set():
+                main.cancel()
+            else:
+                self.stdout.write("Stopping (Ctrl-C again to quit at once)…")
+                stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, interrupt)
+        simulator = await run_simulator(options, stop=stop, output=self.say)
+        if simulator is not None:
+            self.say(f"Last registration status: {simulator.registration_status}")
+
+    def say(self, line: str) -> None:
+        # Flushed at once: the play-by-play is watched live, often through a pipe.
+        self.stdout.write(line)
+        self.stdout.flush()

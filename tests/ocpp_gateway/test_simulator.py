@@ -1,0 +1,219 @@
+"""The charger simulator answers the backend's calls with schema-valid results.
+
+No server here: the simulator talks to a fake connection. The `ocpp` library validates
+every result the simulator sends against the version's schema, so a malformed answer
+fails these tests. The end-to-end tests (tests/e2e) run it against the real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ocpp_gateway.simulator import (
+    SIMULATORS,
+    SimulatorBase,
+    SimulatorOptions,
+    StationState,
+    TransactionState,
+    run_simulator,
+)
+
+
+class FakeConnection:
+    """Collects what the simulator sends; nothing ever arrives."""
+
+    def __init__(self) -> None:
+        self.sent: list[list] = []
+        self.frame_sent = asyncio.Event()
+
+    async def send(self, message: str) -> None:
+        self.sent.append(json.loads(message))
+        self.frame_sent.set()
+
+    async def recv(self) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def simulator(version: str = "1.6", **options) -> tuple[SimulatorBase, FakeConnection]:
+    connection = FakeConnection()
+    sim = SIMULATORS[version](
+        SimulatorOptions(cbid="SIM-1", version=version, response_timeout=1, **options),
+        connection,
+        state=StationState(),
+        output=lambda line: None,
+    )
+    sim.accepted.set()
+    return sim, connection
+
+
+async def answer(sim: SimulatorBase, connection: FakeConnection, action: str, payload: dict):
+    await sim.route_message(json.dumps([2, "server-1", action, payload]))
+    reply = connection.sent[0]
+    assert reply[:2] == [3, "server-1"], reply
+    return reply[2]
+
+
+CALLS_16 = [
+    ("Reset", {"type": "Soft"}, {"status": "Accepted"}),
+    ("TriggerMessage", {"requestedMessage": "Heartbeat"}, {"status": "Accepted"}),
+    ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}, {"status": "Accepted"}),
+    ("ChangeConfiguration", {"key": "NumberOfConnectors", "value": "9"}, {"status": "Rejected"}),
+    ("ChangeConfiguration", {"key": "NoSuchKey", "value": "1"}, {"status": "NotSupported"}),
+    ("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}, {"status": "Accepted"}),
+    ("ChangeAvailability", {"connectorId": 7, "type": "Inoperative"}, {"status": "Rejected"}),
+    ("UnlockConnector", {"connectorId": 1}, {"status": "Unlocked"}),
+    ("RemoteStartTransaction", {"idTag": "TAG-1", "connectorId": 1}, {"status": "Accepted"}),
+    ("RemoteStopTransaction", {"transactionId": 99}, {"status": "Rejected"}),
+    ("ClearCache", {}, {"status": "Accepted"}),
+    ("DataTransfer", {"vendorId": "acme"}, {"status": "UnknownVendorId"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "expected"), CALLS_16, ids=[c[0] + str(i) for i, c in enumerate(CALLS_16)]
+)
+async def test_the_16_simulator_answers(action, payload, expected):
+    sim, connection = simulator("1.6")
+
+    assert await answer(sim, connection, action, payload) == expected
+    await sim.cancel_tasks()
+
+
+async def test_the_16_simulator_reports_its_configuration():
+    sim, connection = simulator("1.6")
+
+    result = await answer(
+        sim, connection, "GetConfiguration", {"key": ["HeartbeatInterval", "Nope"]}
+    )
+
+    assert result == {
+        "configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
+        "unknownKey": ["Nope"],
+    }
+
+
+async def test_a_changed_heartbeat_interval_is_used():
+    sim, connection = simulator("1.6")
+
+    await answer(sim, connection, "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "7"})
+
+    assert sim.heartbeat_interval == 7
+
+
+async def test_a_triggered_boot_wakes_a_pending_station():
+    sim, connection = simulator("1.6")
+    sim.accepted.clear()
+
+    await answer(sim, connection, "TriggerMessage", {"requestedMessage": "BootNotification"})
+
+    assert sim.boot_now.is_set()
+
+
+async def test_a_remote_stop_of_the_running_transaction_is_accepted():
+    sim, connection = simulator("1.6")
+    sim.transaction = TransactionState(connector_id=1, id_tag="T", meter_start=0, transaction_id=5)
+
+    result = await answer(sim, connection, "RemoteStopTransaction", {"transactionId": 5})
+
+    assert result == {"status": "Accepted"}
+    assert sim.transaction.stop_requested.is_set()
+    assert sim.transaction.stop_reason == "Remote"
+
+
+CALLS_201 = [
+    ("Reset", {"type": "Immediate"}, {"status": "Accepted"}),
+    ("TriggerMessage", {"requestedMessage": "Heartbeat"}, {"status": "Accepted"}),
+    ("TriggerMessage", {"requestedMessage": "SignV2GCertificate"}, {"status": "NotImplemented"}),
+    ("ChangeAvailability", {"operationalStatus": "Inoperative"}, {"status": "Accepted"}),
+    ("UnlockConnector", {"evseId": 1, "connectorId": 1}, {"status": "Unlocked"}),
+    ("UnlockConnector", {"evseId": 9, "connectorId": 1}, {"status": "UnknownConnector"}),
+    (
+        "RequestStartTransaction",
+        {"idToken": {"idToken": "TAG-1", "type": "ISO14443"}, "remoteStartId": 3},
+        {"status": "Accepted"},
+    ),
+    ("RequestStopTransaction", {"transactionId": "nope"}, {"status": "Rejected"}),
+    ("ClearCache", {}, {"status": "Accepted"}),
+    ("DataTransfer", {"vendorId": "acme"}, {"status": "UnknownVendorId"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "expected"),
+    CALLS_201,
+    ids=[c[0] + str(i) for i, c in enumerate(CALLS_201)],
+)
+async def test_the_201_simulator_answers(action, payload, expected):
+    sim, connection = simulator("2.0.1")
+
+    assert await answer(sim, connection, action, payload) == expected
+    await sim.cancel_tasks()
+
+
+async def test_the_201_simulator_gets_and_sets_variables():
+    sim, connection = simulator("2.0.1")
+    heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+    unknown = {"component": {"name": "Nope"}, "variable": {"name": "Nothing"}}
+
+    result = await answer(
+        sim,
+        connection,
+        "SetVariables",
+        {
+            "setVariableData": [
+                heartbeat | {"attributeValue": "42"},
+                unknown | {"attributeValue": "1"},
+            ]
+        },
+    )
+    assert [r["attributeStatus"] for r in result["setVariableResult"]] == [
+        "Accepted",
+        "UnknownComponent",
+    ]
+    connection.sent.clear()
+    result = await answer(sim, connection, "GetVariables", {"getVariableData": [heartbeat]})
+    assert result["getVariableResult"] == [
+        heartbeat | {"attributeStatus": "Accepted", "attributeValue": "42"}
+    ]
+    assert sim.heartbeat_interval == 42
+
+
+async def test_the_201_simulator_sends_its_report_after_accepting_get_base_report():
+    sim, connection = simulator("2.0.1")
+
+    result = await answer(
+        sim, connection, "GetBaseReport", {"requestId": 8, "reportBase": "FullInventory"}
+    )
+    async with asyncio.timeout(2):
+        while len(connection.sent) < 2:
+            connection.frame_sent.clear()
+            await connection.frame_sent.wait()
+
+    assert result == {"status": "Accepted"}
+    kind, _, action, report = connection.sent[1]
+    assert (kind, action, report["requestId"]) == (2, "NotifyReport", 8)
+    names = {row["variable"]["name"] for row in report["reportData"]}
+    assert {"HeartbeatInterval", "Model", "VendorName"} <= names
+    await sim.cancel_tasks()
+
+
+async def test_run_simulator_gives_up_at_once_when_nothing_listens():
+    options = SimulatorOptions(cbid="SIM-1", url="ws://127.0.0.1:9/ocpp", duration=5)
+
+    with pytest.raises(OSError):
+        await run_simulator(options, output=lambda line: None)
+
+
+def test_options_refuse_an_unknown_version():
+    with pytest.raises(ValueError, match="Unsupported OCPP version"):
+        SimulatorOptions(cbid="SIM-1", version="1.5")
+
+
+def test_the_cbid_is_percent_encoded_in_the_url():
+    options = SimulatorOptions(cbid="CP:1|A", url="ws://host/ocpp/")
+
+    assert options.station_url == "ws://host/ocpp/CP%3A1%7CA"
