@@ -14,6 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from ocpp_gateway.auth import parse_basic_auth
+from ocpp_gateway.commands import run_command
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from ocpp_gateway.message_log import message_log
@@ -139,5 +140,5 @@ class StationConsumer(AsyncWebsocketConsumer):
         if self.charge_point is None:
             return
         self.charge_point.spawn(
-            self.charge_point.run_command(event["command_id"]), f"command {event['command_id']}"
+            run_command(self.charge_point, event["command_id"]), f"command {event['command_id']}"
         )

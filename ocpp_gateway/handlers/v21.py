@@ -1,0 +1,20 @@
+"""OCPP 2.1: the 2.0.1 handlers, validated against and answered with the 2.1 messages.
+
+Every charger-initiated message handled for 2.0.1 exists in 2.1 as a superset (new
+optional fields only), so the handlers are shared; the schemas, the answer classes and
+the list of known actions are 2.1's.
+"""
+
+from __future__ import annotations
+
+from ocpp.v21 import call, call_result
+from ocpp.v21.enums import Action
+
+from ocpp_gateway.handlers import v201
+
+
+class ChargePoint(v201.ChargePoint):
+    _ocpp_version = "2.1"
+    _call = call
+    _call_result = call_result
+    actions = frozenset(a.value for a in Action)

@@ -1,0 +1,300 @@
+"""Commands to chargers: the durable Command record and its status lifecycle.
+
+    queued ──(gateway picks it up)──> sent ──> accepted / rejected / error / timed_out
+       └──(offline, refused, undeliverable)──> offline / error
+
+The panel (or the system, e.g. a claim) asks through `command_request*`: the Command
+row is written first, then the channel layer tells the consumer holding the charger's
+socket, in whatever process it runs, to send it (`ocpp_gateway.commands.run_command`).
+The channel layer is at-most-once, so a "go" that is lost leaves a queued Command that
+`command_expire_stale` finishes as an error instead of leaving it queued forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from cpo.models import WRITE_ROLES, Cpo
+from ocpp_gateway.calls import KINDS_ALLOWED_WHEN_PENDING, build_call
+from stations.models import (
+    Command,
+    OcppVersion,
+    Protocol,
+    RegistrationStatus,
+    Station,
+    StationVariable,
+)
+from stations.services.device_model import device_model_store_get_variables
+from stations.services.notify import DeliveryFailed, station_notify
+
+logger = logging.getLogger(__name__)
+
+Status = Command.Status
+ERROR_LIMIT = 500  # Command.error max_length
+# After the call timeout, how long a sent Command may wait for its outcome to be written
+# before it is declared timed out (the gateway process holding it may have died).
+OUTCOME_GRACE = timedelta(seconds=30)
+
+
+def _queue_timeout() -> timedelta:
+    """How long a Command may stay queued before it is dropped instead of sent.
+
+    The channel layer expires undelivered messages after 60 s; a charger busy with other
+    calls holds each for at most the call timeout. A Reset sent minutes after it was asked
+    for surprises everyone, so a Command that waited longer is never sent.
+    """
+    return timedelta(seconds=settings.OCPP_CALL_TIMEOUT + 60)
+
+
+def user_may_command(*, user, station: Station) -> bool:
+    """Admins and technicians of the station's CPO, and superusers, may act on it."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    if station.cpo_id is None:
+        return False
+    return Cpo.objects.for_user(user, roles=WRITE_ROLES).filter(pk=station.cpo_id).exists()
+
+
+def command_request(*, station: Station, kind: str, params: dict, user) -> Command:
+    """Ask the station's charger to carry out a command, for a user of the panel.
+
+    Raises PermissionDenied (a viewer, or someone outside the station's CPO) and
+    ValueError for a kind or params the station's OCPP version cannot take (nothing is
+    recorded then: it is the user's input to correct, not a command outcome).
+    The Command is returned as it stands after the request: `offline` at once for a
+    station that is not connected, `error` for a non-configuration command to a station
+    that is not Accepted or when the gateway cannot be reached, else `queued`.
+    """
+    if not user_may_command(user=user, station=station):
+        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    return _command_create(station=station, kind=kind, params=params, requested_by=user)
+
+
+def command_request_system(
+    *, station: Station, kind: str, params: dict, requested_by=None
+) -> Command | None:
+    """Like `command_request`, for commands the system sends on its own (no permission check).
+
+    E.g. a claim's TriggerMessage(BootNotification). `requested_by` only records who caused
+    it. Never raises for a station that cannot take the command (another protocol, an OCPP
+    version without commands): that is logged and None returned, so the caller's own work
+    stands.
+    """
+    try:
+        return _command_create(station=station, kind=kind, params=params, requested_by=requested_by)
+    except ValueError as exc:
+        logger.warning("System command %s to %s not sent: %s", kind, station.cbid, exc)
+        return None
+
+
+def _command_create(*, station: Station, kind: str, params: dict, requested_by) -> Command:
+    # The caller's Station may be stale: connection state changes all the time. No lock:
+    # a station that disconnects right after this read leaves a queued Command that
+    # nobody picks up, which command_expire_stale finishes.
+    fresh = Station.objects.get(pk=station.pk)
+    if fresh.protocol != Protocol.OCPP:
+        raise ValueError(f"{fresh.get_protocol_display()} stations take no OCPP commands.")
+    # A station that never connected has no version yet; it is offline anyway, and the
+    # record only needs the action's name.
+    action, payload = build_call(fresh.ocpp_version or OcppVersion.V16, kind, params)
+    command = Command(
+        station=fresh,
+        action=action,
+        payload=payload,
+        requested_by=requested_by,
+        status=Status.QUEUED,
+    )
+    if not fresh.connected or not fresh.channel_name:
+        command.status = Status.OFFLINE
+        command.error = "The station is offline."
+        command.completed_at = timezone.now()
+    elif (
+        fresh.registration_status != RegistrationStatus.ACCEPTED
+        and kind not in KINDS_ALLOWED_WHEN_PENDING
+    ):
+        command.status = Status.ERROR
+        command.error = (
+            f"The station is {fresh.registration_status}, not Accepted: until it boots "
+            "Accepted it takes only configuration and trigger commands."
+        )
+        command.completed_at = timezone.now()
+    with transaction.atomic():
+        command.save()
+        if command.status == Status.QUEUED:
+            channel_name = fresh.channel_name
+            # Only once the row is committed: the consumer, maybe in another process,
+            # reads it.
+            transaction.on_commit(
+                lambda: _deliver(command_id=command.pk, channel_name=channel_name)
+            )
+    if command.status == Status.QUEUED and not transaction.get_connection().in_atomic_block:
+        # Delivery ran on commit and may have failed: return what the database says.
+        command.refresh_from_db()
+    return command
+
+
+def _deliver(*, command_id: int, channel_name: str) -> None:
+    """After commit: tell the consumer holding the socket to send the Command."""
+    try:
+        station_notify(
+            channel_name=channel_name, event_type="station.command", command_id=command_id
+        )
+    except DeliveryFailed as exc:
+        Command.objects.filter(pk=command_id, status=Status.QUEUED).update(
+            status=Status.ERROR,
+            error=f"Could not reach the gateway: {exc}"[:ERROR_LIMIT],
+            completed_at=timezone.now(),
+        )
+
+
+# ---- the gateway's side ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandToSend:
+    command_id: int
+    action: str
+    payload: dict
+
+
+def command_mark_sent(*, command_id: int, station_id: int) -> CommandToSend | None:
+    """Move a queued Command to sent, atomically; None if it is not ours to send.
+
+    Not ours: unknown, of another station, no longer queued (already handled, or expired),
+    or queued for too long (then it is finished as an error here and never sent).
+    """
+    now = timezone.now()
+    queued = Command.objects.filter(pk=command_id, station_id=station_id, status=Status.QUEUED)
+    # Conditional UPDATEs, not SELECT ... FOR UPDATE: one statement decides, and SQLite
+    # (development) never has to upgrade a read lock, which fails at once when busy.
+    with transaction.atomic():
+        if queued.filter(created_at__gte=now - _queue_timeout()).update(
+            status=Status.SENT, sent_at=now
+        ):
+            command = Command.objects.only("action", "payload").get(pk=command_id)
+            return CommandToSend(
+                command_id=command_id, action=command.action, payload=command.payload
+            )
+        queued.update(
+            status=Status.ERROR,
+            error="The command waited too long to be sent and was dropped.",
+            completed_at=now,
+        )
+    return None
+
+
+def command_record_result(
+    *,
+    command_id: int,
+    status: str,
+    response: dict | None,
+    error: str = "",
+) -> bool:
+    """Write the outcome of a sent Command; False if it had already been finished.
+
+    A GetConfiguration (or 2.x GetVariables) answer also updates the station's variables.
+    """
+    with transaction.atomic():
+        updated = Command.objects.filter(pk=command_id, status=Status.SENT).update(
+            status=status,
+            response=response,
+            error=error[:ERROR_LIMIT],
+            completed_at=timezone.now(),
+        )
+        if not updated:
+            return False
+        if status == Status.ACCEPTED and isinstance(response, dict):
+            command = Command.objects.only("station_id", "action", "payload").get(pk=command_id)
+            _store_variables(command=command, response=response)
+    return True
+
+
+def command_record_failure(*, command_id: int, status: str, error: str) -> bool:
+    """Finish a queued or sent Command that got no CALLRESULT; False if already finished."""
+    updated = Command.objects.filter(pk=command_id, status__in=[Status.QUEUED, Status.SENT]).update(
+        status=status, error=error[:ERROR_LIMIT], completed_at=timezone.now()
+    )
+    return bool(updated)
+
+
+def command_expire_stale(*, station: Station | None = None, now: datetime | None = None) -> int:
+    """Finish Commands whose outcome can no longer come; returns how many.
+
+    Queued ones whose "go" was lost (the channel layer dropped it, the process holding the
+    socket died) and sent ones whose gateway never wrote an outcome. Cheap enough to run
+    before showing a station's command history.
+    """
+    now = now or timezone.now()
+    commands = Command.objects.all() if station is None else station.commands.all()
+    call_timeout = timedelta(seconds=settings.OCPP_CALL_TIMEOUT)
+    expired = commands.filter(status=Status.QUEUED, created_at__lt=now - _queue_timeout()).update(
+        status=Status.ERROR,
+        error="The gateway never picked the command up (the station may have disconnected).",
+        completed_at=now,
+    )
+    expired += commands.filter(
+        status=Status.SENT, sent_at__lt=now - call_timeout - OUTCOME_GRACE
+    ).update(
+        status=Status.TIMED_OUT,
+        error="No outcome was recorded (the gateway may have stopped).",
+        completed_at=now,
+    )
+    return expired
+
+
+def station_command_history(*, station: Station, limit: int = 50) -> QuerySet[Command]:
+    """The station's latest Commands, newest first, stale ones finished first."""
+    command_expire_stale(station=station)
+    return station.commands.select_related("requested_by").order_by("-created_at", "-id")[:limit]
+
+
+# ---- configuration answers ------------------------------------------------------------
+
+
+def _store_variables(*, command: Command, response: dict) -> None:
+    if command.action == "GetConfiguration":
+        _store_configuration_keys(command=command, response=response)
+    elif command.action == "GetVariables":
+        # OCPP 2.x: the device model's rules (one row per component/variable/attribute).
+        device_model_store_get_variables(
+            station_id=command.station_id, results=response.get("getVariableResult")
+        )
+
+
+def _store_configuration_keys(*, command: Command, response: dict) -> None:
+    """OCPP 1.6 keys are StationVariable rows with no component."""
+    station_id = command.station_id
+    reported = {}
+    for item in response.get("configurationKey") or []:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            reported[item["key"][:100]] = item
+    v16_rows = StationVariable.objects.filter(station_id=station_id, component="")
+    asked = command.payload.get("key") or []
+    if not asked:
+        # Every key was asked for: a key the charger no longer reports is gone.
+        v16_rows.exclude(variable__in=list(reported)).delete()
+    unknown = [k for k in response.get("unknownKey") or [] if isinstance(k, str)]
+    if unknown:
+        v16_rows.filter(variable__in=unknown).delete()
+    for key, item in reported.items():
+        value = item.get("value")
+        StationVariable.objects.update_or_create(
+            station_id=station_id,
+            component="",
+            variable=key,
+            defaults={
+                "value": "" if value is None else str(value)[:2500],
+                "mutability": "ReadOnly" if item.get("readonly") else "ReadWrite",
+                "attribute_type": "Actual",
+            },
+        )
