@@ -1,8 +1,15 @@
 from django.urls import path
-from django.views.generic import RedirectView
+
+from stations import views
 
 app_name = "stations"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="list"),
+    path("", views.home, name="home"),
+    path("stations/", views.station_list, name="list"),
+    path("stations/add/", views.station_add, name="add"),
+    path("stations/connect/", views.connect_charger, name="connect"),
+    path("stations/refused/", views.connection_attempts, name="attempts"),
+    path("stations/<int:pk>/", views.station_detail, name="detail"),
+    path("stations/<int:pk>/cpo/", views.station_change_cpo, name="change_cpo"),
 ]

@@ -1,0 +1,86 @@
+"""CPOs and their members: the rules shared by Django admin and the CLI."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from cpo.models import Cpo, Membership
+
+
+class CpoError(Exception):
+    """A request the rules refuse; `message` is meant for the person who asked."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def cpo_get(*, name: str) -> Cpo:
+    """The CPO with this name, whatever its case. Raises CpoError."""
+    cpo = Cpo.objects.filter(name__iexact=name.strip()).first()
+    if cpo is None:
+        raise CpoError(f"No CPO named “{name.strip()}”.")
+    return cpo
+
+
+def cpo_create(*, name: str) -> Cpo:
+    """Create a CPO. Names are trimmed and unique whatever their case. Raises CpoError."""
+    name = name.strip()
+    if not name:
+        raise CpoError("A CPO needs a name.")
+    if len(name) > Cpo._meta.get_field("name").max_length:
+        raise CpoError("A CPO name has at most 100 characters.")
+    try:
+        with transaction.atomic():
+            return Cpo.objects.create(name=name)
+    except IntegrityError:
+        raise CpoError(f"A CPO named “{name}” already exists.")
+
+
+def cpo_member_add(
+    *,
+    cpo: Cpo,
+    username: str,
+    role: str,
+    create_user: bool = False,
+    password: str | None = None,
+) -> Membership:
+    """Give `username` the `role` in `cpo` (changing the role of an existing member).
+
+    With `create_user`, a missing user is created with `password` (Django's password
+    validators apply). Raises CpoError.
+    """
+    if role not in Membership.Role.values:
+        raise CpoError(f"Unknown role “{role}”: use admin, technician or viewer.")
+    username = username.strip()
+    User = get_user_model()
+    with transaction.atomic():
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            if not create_user:
+                raise CpoError(f"No user “{username}” (add --create-user to create it).")
+            user = _user_create(username=username, password=password)
+        membership, _ = Membership.objects.update_or_create(
+            user=user, cpo=cpo, defaults={"role": role}
+        )
+    return membership
+
+
+def _user_create(*, username: str, password: str | None) -> AbstractBaseUser:
+    if not username:
+        raise CpoError("A user needs a username.")
+    if not password:
+        raise CpoError("A new user needs a password (--password).")
+    User = get_user_model()
+    user = User(username=username)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise CpoError("Password refused: " + " ".join(exc.messages))
+    user.set_password(password)
+    user.save()
+    return user
