@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import ClassVar
+
 from django import forms
 
 from cpo.models import Cpo
-from stations.models import Protocol
+from ocpp_gateway.calls import KINDS_ALLOWED_WHEN_PENDING
+from stations.models import (
+    Connector,
+    OcppVersion,
+    Protocol,
+    RegistrationStatus,
+    Station,
+)
 
 CBID_LABEL = "CBID (Chargebox Identity)"
 # The identity field's label per protocol; static/js/station_form.js switches it.
@@ -61,3 +71,451 @@ class StationCpoForm(forms.Form):
     def __init__(self, *args, cpos, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["cpo"].queryset = cpos
+
+
+# ---- station settings -------------------------------------------------------------------
+
+
+class StationSettingsForm(forms.Form):
+    """Station settings: place, flags and per-connector plug and power.
+
+    The form checks shapes (numbers, ranges); `station_settings_update` decides the rest
+    (rounding coordinates to 6 decimals and power to 0.1 kW, the "Visible to customers"
+    rule), and its per-field errors come back here.
+    """
+
+    name = forms.CharField(label="Name", max_length=100, required=False)
+    street = forms.CharField(label="Street", max_length=200, required=False)
+    postal_code = forms.CharField(label="Postal code", max_length=20, required=False)
+    city = forms.CharField(label="City", max_length=100, required=False)
+    country = forms.CharField(
+        label="Country",
+        max_length=2,
+        required=False,
+        help_text="Two-letter code (ISO 3166-1), e.g. FI.",
+        widget=forms.TextInput(attrs={"autocomplete": "country", "size": 3}),
+    )
+    latitude = forms.DecimalField(
+        label="Latitude",
+        required=False,
+        min_value=-90,
+        max_value=90,
+        help_text="Decimal degrees, −90 to 90 (e.g. 60.169857).",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+    )
+    longitude = forms.DecimalField(
+        label="Longitude",
+        required=False,
+        min_value=-180,
+        max_value=180,
+        help_text="Decimal degrees, −180 to 180 (e.g. 24.938379).",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+    )
+    free_usage = forms.BooleanField(
+        label="Free usage",
+        required=False,
+        help_text="Anyone may charge without an accepted id tag.",
+    )
+    reservation_enabled = forms.BooleanField(label="Reservation enabled", required=False)
+    visible = forms.BooleanField(
+        label="Visible to customers",
+        required=False,
+        help_text="Shown in customer apps and maps. Needs a CPO, a name, an address and "
+        "coordinates.",
+    )
+
+    def __init__(self, *args, station: Station, connectors, **kwargs):
+        """`connectors`: the station's connectors, one plug type and power field pair each."""
+        initial = {
+            field: getattr(station, field)
+            for field in (
+                "name",
+                "street",
+                "postal_code",
+                "city",
+                "country",
+                "latitude",
+                "longitude",
+                "free_usage",
+                "reservation_enabled",
+                "visible",
+            )
+        }
+        self.connectors = list(connectors)
+        for connector in self.connectors:
+            initial[self.plug_field(connector)] = connector.plug_type
+            initial[self.power_field(connector)] = connector.max_power_kw
+        super().__init__(*args, initial=initial, **kwargs)
+        for connector in self.connectors:
+            self.fields[self.plug_field(connector)] = forms.ChoiceField(
+                label=f"Connector {connector.label}: plug type",
+                choices=[("", "Not set"), *Connector.PlugType.choices],
+                required=False,
+            )
+            self.fields[self.power_field(connector)] = forms.DecimalField(
+                label=f"Connector {connector.label}: maximum power (kW)",
+                required=False,
+                min_value=Decimal("0.1"),
+                max_value=5000,
+                widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+            )
+
+    @staticmethod
+    def plug_field(connector: Connector) -> str:
+        return f"connector_{connector.pk}_plug_type"
+
+    @staticmethod
+    def power_field(connector: Connector) -> str:
+        return f"connector_{connector.pk}_max_power_kw"
+
+    def connector_rows(self) -> list[tuple[Connector, forms.BoundField, forms.BoundField]]:
+        """(connector, plug type field, power field) for the template's table."""
+        return [(c, self[self.plug_field(c)], self[self.power_field(c)]) for c in self.connectors]
+
+    def settings_data(self) -> dict:
+        """The cleaned form as `station_settings_update` takes it."""
+        data = {
+            key: value
+            for key, value in self.cleaned_data.items()
+            if not key.startswith("connector_")
+        }
+        data["connectors"] = [
+            {
+                "id": c.pk,
+                "plug_type": self.cleaned_data[self.plug_field(c)],
+                "max_power_kw": self.cleaned_data[self.power_field(c)],
+            }
+            for c in self.connectors
+        ]
+        return data
+
+    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
+        """Put SettingsError's messages beside their fields ("connectors.<pk>.x" included)."""
+        for key, messages in errors.items():
+            field = key
+            if key.startswith("connectors."):
+                _, pk, attribute = (key.split(".") + ["", ""])[:3]
+                field = f"connector_{pk}_{attribute}"
+            if field not in self.fields:
+                field = None
+            for message in messages:
+                self.add_error(field, message)
+
+
+# ---- commands to chargers -----------------------------------------------------------------
+
+STATION_WIDE = "0"
+
+
+def _is_v2(station: Station) -> bool:
+    return station.ocpp_version in (OcppVersion.V201, OcppVersion.V21)
+
+
+def connector_choice_label(connector: Connector) -> str:
+    if connector.evse_id is None:
+        return f"Connector {connector.connector_id}"
+    return f"EVSE {connector.evse_id}, connector {connector.connector_id}"
+
+
+def connector_params(connector: Connector | None) -> dict:
+    """The version-neutral address of a connector (`ocpp_gateway.calls`)."""
+    if connector is None:
+        return {"connector_id": None, "evse_id": None}
+    return {"connector_id": connector.connector_id, "evse_id": connector.evse_id}
+
+
+class CommandForm(forms.Form):
+    """One command on the station page; `params()` gives `command_request`'s params.
+
+    Each kind's form has its own prefix (its kind), so several share one page.
+    """
+
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    # The OCPP 2.x name where it differs from the 1.6 one.
+    title_v2: ClassVar[str | None] = None
+    button: ClassVar[str] = "Send"
+    description: ClassVar[str] = ""
+
+    def __init__(self, *args, station: Station, connectors, transactions=(), **kwargs):
+        super().__init__(*args, prefix=self.kind, **kwargs)
+        self.station = station
+        self.v2 = _is_v2(station)
+        self.connectors = {str(c.pk): c for c in connectors}
+        self.transactions = {str(t.pk): t for t in transactions}
+
+    @property
+    def action_name(self) -> str:
+        return self.title_v2 if self.v2 and self.title_v2 else self.title
+
+    def _connector_field(self, *, label: str, required: bool, empty: str | None) -> None:
+        choices = [(pk, connector_choice_label(c)) for pk, c in self.connectors.items()]
+        if empty is not None:
+            choices.insert(0, ("", empty))
+        self.fields["connector"] = forms.ChoiceField(
+            label=label, choices=choices, required=required
+        )
+
+    def _chosen_connector(self) -> Connector | None:
+        return self.connectors.get(self.cleaned_data.get("connector") or "")
+
+    @property
+    def unavailable(self) -> str:
+        """Why this command cannot be sent now ('' when it can)."""
+        return ""
+
+    def params(self) -> dict:
+        return {}
+
+
+class ResetForm(CommandForm):
+    kind = "reset"
+    title = "Reset"
+    button = "Reset"
+    description = (
+        "Soft: the charger ends running transactions, then restarts. Hard: it reboots now."
+    )
+
+    type = forms.ChoiceField(
+        label="Reset type",
+        choices=[("soft", "Soft"), ("hard", "Hard")],
+        initial="soft",
+        widget=forms.RadioSelect,
+    )
+
+    def params(self) -> dict:
+        return {"type": self.cleaned_data["type"]}
+
+
+class TriggerMessageForm(CommandForm):
+    kind = "trigger_message"
+    title = "TriggerMessage"
+    button = "Trigger"
+    description = "Ask the charger to send one message now."
+
+    message = forms.ChoiceField(
+        label="Message",
+        choices=[
+            (m, m) for m in ("BootNotification", "StatusNotification", "Heartbeat", "MeterValues")
+        ],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._connector_field(label="Connector", required=False, empty="Any / whole station")
+        self.fields["connector"].help_text = "For StatusNotification and MeterValues."
+
+    def params(self) -> dict:
+        message = self.cleaned_data["message"]
+        connector = self._chosen_connector()
+        if message not in ("StatusNotification", "MeterValues"):
+            connector = None
+        return {"message": message, **connector_params(connector)}
+
+
+class GetConfigurationForm(CommandForm):
+    kind = "get_configuration"
+    title = "GetConfiguration"
+    title_v2 = "GetVariables"
+    button = "Get"
+    description = "Read configuration keys; the answer fills the configuration table."
+
+    keys = forms.CharField(
+        label="Keys",
+        required=False,
+        help_text="Comma-separated. Empty: every key.",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.v2:
+            self.fields["keys"].label = "Variables"
+            self.fields["keys"].help_text = (
+                "Component.Variable, comma-separated (e.g. OCPPCommCtrlr.HeartbeatInterval). "
+                "Empty: the whole configuration (GetBaseReport ConfigurationInventory)."
+            )
+
+    def params(self) -> dict:
+        keys = [k.strip() for k in self.cleaned_data["keys"].split(",") if k.strip()]
+        return {"keys": keys}
+
+
+class ChangeConfigurationForm(CommandForm):
+    kind = "change_configuration"
+    title = "ChangeConfiguration"
+    title_v2 = "SetVariables"
+    button = "Change"
+    description = "Set one configuration key."
+
+    key = forms.CharField(
+        label="Key",
+        max_length=100,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+    value = forms.CharField(label="Value", max_length=1000, required=False, strip=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.v2:
+            self.fields["key"].label = "Variable"
+            self.fields[
+                "key"
+            ].help_text = "Component.Variable, e.g. OCPPCommCtrlr.HeartbeatInterval."
+
+    def params(self) -> dict:
+        return {"key": self.cleaned_data["key"], "value": self.cleaned_data["value"]}
+
+
+class ChangeAvailabilityForm(CommandForm):
+    kind = "change_availability"
+    title = "ChangeAvailability"
+    button = "Change"
+    description = "Take the station or one connector out of service, or back in."
+
+    availability = forms.ChoiceField(
+        label="Availability",
+        choices=[("operative", "Operative"), ("inoperative", "Inoperative")],
+        initial="operative",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(pk, connector_choice_label(c)) for pk, c in self.connectors.items()]
+        self.fields["target"] = forms.ChoiceField(
+            label="Of", choices=[(STATION_WIDE, "The whole station"), *choices]
+        )
+        # The target first: "Of … : operative / inoperative".
+        self.order_fields(["target", "availability"])
+
+    def params(self) -> dict:
+        target = self.connectors.get(self.cleaned_data["target"])
+        address = connector_params(target) if target else {"connector_id": 0, "evse_id": None}
+        return {**address, "operative": self.cleaned_data["availability"] == "operative"}
+
+
+class UnlockConnectorForm(CommandForm):
+    kind = "unlock_connector"
+    title = "UnlockConnector"
+    button = "Unlock"
+    description = "Release the cable of a connector."
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._connector_field(label="Connector", required=True, empty=None)
+
+    @property
+    def unavailable(self) -> str:
+        return "" if self.connectors else "No connector has reported its status yet."
+
+    def params(self) -> dict:
+        return connector_params(self._chosen_connector())
+
+
+class RemoteStartForm(CommandForm):
+    kind = "remote_start"
+    title = "RemoteStartTransaction"
+    title_v2 = "RequestStartTransaction"
+    button = "Start"
+    description = "Start charging for an id tag."
+
+    id_tag = forms.CharField(
+        label="Id tag",
+        max_length=20,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.v2:
+            self.fields["id_tag"].max_length = 36
+            self.fields["id_tag"].widget.attrs["maxlength"] = "36"
+        self._connector_field(label="Connector", required=False, empty="Let the charger choose")
+
+    def params(self) -> dict:
+        connector = self._chosen_connector()
+        params = {"id_tag": self.cleaned_data["id_tag"], **connector_params(connector)}
+        if self.v2:
+            # 2.x starts on an EVSE, not on one connector of it.
+            params["connector_id"] = None
+        return params
+
+
+class RemoteStopForm(CommandForm):
+    kind = "remote_stop"
+    title = "RemoteStopTransaction"
+    title_v2 = "RequestStopTransaction"
+    button = "Stop"
+    description = "Stop the current transaction."
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["transaction"] = forms.ChoiceField(
+            label="Transaction",
+            choices=[
+                (pk, f"{tx.ocpp_id} · id tag {tx.id_tag or '—'}")
+                for pk, tx in self.transactions.items()
+            ],
+        )
+
+    @property
+    def unavailable(self) -> str:
+        return "" if self.transactions else "No transaction is running."
+
+    def params(self) -> dict:
+        return {"transaction_id": self.transactions[self.cleaned_data["transaction"]].ocpp_id}
+
+
+class ClearCacheForm(CommandForm):
+    kind = "clear_cache"
+    title = "ClearCache"
+    button = "Clear cache"
+    description = "Empty the charger's authorization cache."
+
+
+class GetBaseReportForm(CommandForm):
+    kind = "get_base_report"
+    title = "GetBaseReport"
+    button = "Get report"
+    description = "The charger reports its device model (NotifyReport); it fills the table."
+
+    report_base = forms.ChoiceField(
+        label="Report",
+        choices=[
+            ("ConfigurationInventory", "Configuration inventory"),
+            ("FullInventory", "Full inventory"),
+            ("SummaryInventory", "Summary inventory"),
+        ],
+    )
+
+    def params(self) -> dict:
+        return {"report_base": self.cleaned_data["report_base"]}
+
+
+COMMAND_FORMS: dict[str, type[CommandForm]] = {
+    form.kind: form
+    for form in (
+        ResetForm,
+        TriggerMessageForm,
+        GetConfigurationForm,
+        ChangeConfigurationForm,
+        ChangeAvailabilityForm,
+        UnlockConnectorForm,
+        RemoteStartForm,
+        RemoteStopForm,
+        ClearCacheForm,
+        GetBaseReportForm,
+    )
+}
+# GetBaseReport exists in OCPP 2.x only.
+V2_ONLY_KINDS = frozenset({"get_base_report"})
+
+
+def command_kinds_for(station: Station) -> list[str]:
+    """The kinds the station page offers: by OCPP version, and only configuration and
+    trigger commands while the station is not Accepted."""
+    kinds = [k for k in COMMAND_FORMS if _is_v2(station) or k not in V2_ONLY_KINDS]
+    if station.registration_status != RegistrationStatus.ACCEPTED:
+        kinds = [k for k in kinds if k in KINDS_ALLOWED_WHEN_PENDING]
+    return kinds

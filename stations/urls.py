@@ -12,4 +12,8 @@ urlpatterns = [
     path("stations/refused/", views.connection_attempts, name="attempts"),
     path("stations/<int:pk>/", views.station_detail, name="detail"),
     path("stations/<int:pk>/cpo/", views.station_change_cpo, name="change_cpo"),
+    path("stations/<int:pk>/settings/", views.station_settings, name="settings"),
+    path("stations/<int:pk>/commands/", views.station_command, name="command"),
+    path("stations/<int:pk>/live/", views.station_live, name="live"),
+    path("stations/<int:pk>/log/", views.station_log_page, name="log"),
 ]

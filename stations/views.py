@@ -1,12 +1,16 @@
-"""The CPO panel: Settings → Station List, Add new station, the station page, Connect a charger.
+"""The CPO panel: Settings → Station List, Add new station, the station page, Connect a charger,
+Station settings, commands to chargers and the station log.
 
 Every read starts from `Station.objects.for_user(request.user)`: another CPO's station is a
-404. Writes need the admin role in the CPO concerned (a viewer gets 403); the rules live in
-stations.services.claiming.
+404. Writes need a role in the CPO concerned (a viewer gets 403): claiming and moving need
+an admin (stations.services.claiming); settings and commands an admin or a technician
+(stations.services.commands.user_may_command).
 """
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,12 +21,31 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
 from cpo.models import Membership
 from ocpp_gateway.identity import SUBPROTOCOLS
-from stations.forms import IDENTITY_LABELS, StationAddForm, StationCpoForm
-from stations.models import ConnectionAttempt, OcppVersion, Protocol, Station
+from stations.forms import (
+    COMMAND_FORMS,
+    IDENTITY_LABELS,
+    CommandForm,
+    StationAddForm,
+    StationCpoForm,
+    StationSettingsForm,
+    command_kinds_for,
+)
+from stations.models import (
+    Command,
+    ConnectionAttempt,
+    OcppMessage,
+    OcppVersion,
+    Protocol,
+    RegistrationStatus,
+    Station,
+    Transaction,
+)
 from stations.services.claiming import (
     ClaimError,
     addable_cpos,
@@ -30,11 +53,27 @@ from stations.services.claiming import (
     station_assign,
     station_claim,
 )
+from stations.services.commands import command_request, station_command_history, user_may_command
+from stations.services.station_log import message_payload_text, station_log
+from stations.services.station_settings import (
+    SettingsError,
+    station_settings_update,
+    visibility_missing,
+)
 
 STATIONS_PER_PAGE = 25
 ATTEMPTS_PER_PAGE = 50
 # "Connected during the last month".
 RECENT_DAYS = 30
+LOG_PER_PAGE = 50
+# The station log's "since" choices; the service's default is the middle one.
+LOG_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+LOG_DEFAULT_WINDOW = "24h"
+MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+COMMAND_HISTORY_LENGTH = 20
+# A 2.x FullInventory can hold thousands of variables; the page shows the first ones.
+VARIABLES_SHOWN = 500
+ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 
 @login_required
@@ -166,19 +205,241 @@ def _cpo_choices(user, station: Station):
 
 
 def _render_detail(
-    request: HttpRequest, station: Station, form: StationCpoForm | None, status: int = 200
+    request: HttpRequest,
+    station: Station,
+    form: StationCpoForm | None,
+    status: int = 200,
+    command_form: CommandForm | None = None,
 ) -> HttpResponse:
+    connectors = list(station.connectors.all())
+    transactions = _active_transactions(station)
+    can_command = user_may_command(user=request.user, station=station)
+    command_forms = []
+    if station.protocol == Protocol.OCPP and can_command:
+        for kind in command_kinds_for(station):
+            if command_form is not None and command_form.kind == kind:
+                command_forms.append(command_form)
+            else:
+                command_forms.append(
+                    COMMAND_FORMS[kind](
+                        station=station, connectors=connectors, transactions=transactions
+                    )
+                )
     return render(
         request,
         "stations/station_detail.html",
         {
             "station": station,
-            "connectors": station.connectors.all(),
             "assignments": station.assignments.all(),
             "cpo_form": form,
             "endpoint_url": ocpp_endpoint_url(station.cbid),
+            "can_command": can_command,
+            "command_forms": command_forms,
+            "command_form_failed": command_form,
+            "is_pending": station.registration_status != RegistrationStatus.ACCEPTED,
+            **_live_context(station, connectors=connectors, transactions=transactions),
         },
         status=status,
+    )
+
+
+def _active_transactions(station: Station) -> list[Transaction]:
+    """The station's running transactions, each with `energy_so_far_wh` (None: unknown)."""
+    transactions = list(
+        station.transactions.filter(state=Transaction.State.ACTIVE)
+        .select_related("connector")
+        .order_by("-start_time", "-id")
+    )
+    for tx in transactions:
+        tx.energy_so_far_wh = tx.energy_wh
+        if tx.energy_so_far_wh is None and tx.meter_start is not None:
+            # OCPP 1.6 fills energy_wh only at the stop: read the latest register sample.
+            reading = (
+                tx.meter_values.filter(
+                    measurand=ENERGY_REGISTER, phase="", numeric_value__isnull=False
+                )
+                .order_by("-timestamp", "-id")
+                .first()
+            )
+            if reading is not None:
+                factor = 1000 if reading.unit.lower() == "kwh" else 1
+                tx.energy_so_far_wh = max(0, round(reading.numeric_value * factor - tx.meter_start))
+    return transactions
+
+
+def _live_context(station: Station, *, connectors=None, transactions=None) -> dict:
+    """What the station page refreshes while it is open: the connection state, connectors,
+    the current transaction, the command history and the stored configuration."""
+    if connectors is None:
+        connectors = list(station.connectors.all())
+    if transactions is None:
+        transactions = _active_transactions(station)
+    commands = list(station_command_history(station=station, limit=COMMAND_HISTORY_LENGTH))
+    for command in commands:
+        command.payload_text = _compact_json(command.payload)
+        command.response_text = "" if command.response is None else _compact_json(command.response)
+    variables = list(station.variables.all()[: VARIABLES_SHOWN + 1])
+    return {
+        "connectors": connectors,
+        "transactions": transactions,
+        "commands": commands,
+        "commands_pending": any(not c.is_final for c in commands),
+        "variables": variables[:VARIABLES_SHOWN],
+        "variables_truncated": len(variables) > VARIABLES_SHOWN,
+        "is_v2": station.ocpp_version in (OcppVersion.V201, OcppVersion.V21),
+    }
+
+
+def _compact_json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+@login_required
+@require_GET
+def station_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The station page's live part (HTML), polled by static/js/station_live.js.
+
+    `X-Commands-Pending: 1` while a command is queued or sent: the page then polls fast.
+    """
+    station = get_object_or_404(Station.objects.for_user(request.user), pk=pk)
+    context = {"station": station, **_live_context(station)}
+    response = render(request, "stations/_live.html", context)
+    response["X-Commands-Pending"] = "1" if context["commands_pending"] else "0"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def station_command(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a command to the station's charger: form → command_request → back to the page."""
+    station = get_object_or_404(Station.objects.for_user(request.user).select_related("cpo"), pk=pk)
+    if not user_may_command(user=request.user, station=station):
+        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    form_class = COMMAND_FORMS.get(request.POST.get("kind", ""))
+    if form_class is None:
+        messages.error(request, "Unknown command.")
+        return redirect(reverse("stations:detail", args=[station.pk]) + "#commands")
+    form = form_class(
+        request.POST,
+        station=station,
+        connectors=station.connectors.all(),
+        transactions=_active_transactions(station),
+    )
+    if not form.is_valid():
+        return _render_detail(request, station, _cpo_form(request.user, station), 400, form)
+    try:
+        # PermissionDenied (a role lost meanwhile) becomes a 403.
+        command = command_request(
+            station=station, kind=form.kind, params=form.params(), user=request.user
+        )
+    except ValueError as exc:
+        if station.protocol != Protocol.OCPP or form.kind not in command_kinds_for(station):
+            # No form of this kind on the page to show the error beside.
+            messages.error(request, f"{form.action_name} was not sent: {exc}")
+            return redirect(reverse("stations:detail", args=[station.pk]) + "#commands")
+        form.add_error(None, str(exc))
+        return _render_detail(request, station, _cpo_form(request.user, station), 400, form)
+    _command_message(request, station, form, command)
+    return redirect(reverse("stations:detail", args=[station.pk]) + "#command-history")
+
+
+def _cpo_form(user, station: Station) -> StationCpoForm | None:
+    cpos = _cpo_choices(user, station)
+    return StationCpoForm(cpos=cpos) if cpos is not None else None
+
+
+def _command_message(
+    request: HttpRequest, station: Station, form: CommandForm, command: Command
+) -> None:
+    name = form.action_name
+    if command.status == Command.Status.OFFLINE:
+        messages.error(request, f"{station.cbid} is offline: {name} was not sent.")
+    elif command.status == Command.Status.ERROR:
+        messages.error(request, f"{name} was not sent: {command.error}")
+    else:
+        messages.success(
+            request, f"{name} sent to {station.cbid}. The charger's answer appears below."
+        )
+
+
+@login_required
+def station_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    """Station settings: admins and technicians edit, viewers read (their POST is a 403)."""
+    station = get_object_or_404(Station.objects.for_user(request.user).select_related("cpo"), pk=pk)
+    can_edit = user_may_command(user=request.user, station=station)
+    if request.method == "POST" and not can_edit:
+        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    form = StationSettingsForm(
+        request.POST if request.method == "POST" else None,
+        station=station,
+        connectors=station.connectors.all(),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            station_settings_update(station=station, user=request.user, data=form.settings_data())
+        except SettingsError as exc:
+            form.add_service_errors(exc.errors)
+        else:
+            messages.success(request, f"Settings of {station.cbid} saved.")
+            return redirect("stations:detail", pk=station.pk)
+    if not can_edit:
+        for field in form.fields.values():
+            field.disabled = True
+    return render(
+        request,
+        "stations/station_settings.html",
+        {
+            "station": station,
+            "form": form,
+            "can_edit": can_edit,
+            "visibility_missing": visibility_missing(station),
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@login_required
+@require_GET
+def station_log_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Station log: the station's OCPP messages, newest first, paginated.
+
+    A fixed number of queries: the station, the count and one page of messages.
+    """
+    station = get_object_or_404(Station.objects.for_user(request.user), pk=pk)
+    window = request.GET.get("since", LOG_DEFAULT_WINDOW)
+    if window not in LOG_WINDOWS:
+        window = LOG_DEFAULT_WINDOW
+    hide_noise = request.GET.get("quiet") == "1"
+    log = station_log(
+        station=station, since=timezone.now() - LOG_WINDOWS[window], hide_noise=hide_noise
+    )
+    page = Paginator(log, LOG_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "message": message,
+            "type": MESSAGE_TYPES.get(message.message_type, "unparsed"),
+            "payload": message_payload_text(message),
+        }
+        for message in page.object_list
+    ]
+    filters = {
+        "since": window if window != LOG_DEFAULT_WINDOW else "",
+        "quiet": "1" if hide_noise else "",
+    }
+    return render(
+        request,
+        "stations/station_log.html",
+        {
+            "station": station,
+            "page": page,
+            "rows": rows,
+            "window": window,
+            "windows": [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days")],
+            "hide_noise": hide_noise,
+            "page_query": urlencode({k: v for k, v in filters.items() if v}),
+            "directions": dict(OcppMessage.Direction.choices),
+        },
     )
 
 
