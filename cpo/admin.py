@@ -1,11 +1,15 @@
-"""Django admin for CPOs and their members."""
+"""Django admin for CPOs, their members and the audit log."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count
 
-from cpo.models import Cpo, Membership
+from cpo.models import AuditEvent, Cpo, Membership
+from cpo.views import ThrottledAdminAuthenticationForm
+
+# The admin's login page is a password prompt too: the same brute-force protection.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class MembershipInline(admin.TabularInline):
@@ -48,3 +52,31 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "cpo__name")
     list_select_related = ("user", "cpo")
     autocomplete_fields = ("user", "cpo")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log: superusers read it; nobody adds, edits or deletes lines here."""
+
+    list_display = ("time", "username", "action", "target", "cpo", "remote_addr")
+    list_filter = ("action", ("cpo", admin.RelatedOnlyFieldListFilter), "time")
+    search_fields = ("username", "target", "remote_addr")
+    date_hierarchy = "time"
+    list_select_related = ("cpo",)
+    fields = ("time", "user", "username", "action", "target", "cpo", "details", "remote_addr")
+    readonly_fields = fields
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class CpoQuerySet(models.QuerySet):
@@ -70,3 +71,53 @@ class Membership(models.Model):
 
 # Roles that may change things; a viewer only reads.
 WRITE_ROLES = (Membership.Role.ADMIN, Membership.Role.TECHNICIAN)
+
+
+class AuditEvent(models.Model):
+    """One line of the audit log: who did what to what, from where, when.
+
+    Written by `cpo.audit.audit_record` (logins through auth signals, state changes from the
+    services, inside their transactions so a rolled-back change leaves no line). Read-only
+    in Django admin, for superusers. `username` and `target` are copied as text so a line
+    still says who and what after the user or the station is gone.
+    """
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "Logged in"
+        LOGIN_FAILED = "login_failed", "Login failed"
+        LOGIN_LOCKED = "login_locked", "Logins locked (too many failures)"
+        LOGOUT = "logout", "Logged out"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        CPO_CREATED = "cpo_created", "CPO created"
+        MEMBER_SET = "member_set", "Member added or role changed"
+        USER_CREATED = "user_created", "User created"
+        STATION_CLAIMED = "station_claimed", "Station claimed"
+        STATION_ASSIGNED = "station_assigned", "Station CPO changed"
+        STATION_SETTINGS_CHANGED = "station_settings_changed", "Station settings changed"
+        COMMAND_REQUESTED = "command_requested", "Command requested"
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target = models.CharField(max_length=200, blank=True)
+    cpo = models.ForeignKey(Cpo, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    details = models.JSONField(default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        verbose_name = "audit event"
+        indexes = [
+            models.Index(fields=["action", "time"], name="auditevent_action_time"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.username or "system"
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}".rstrip()

@@ -8,6 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from cpo.audit import Action, audit_record
 from cpo.models import Cpo, Membership
 
 
@@ -36,7 +37,9 @@ def cpo_create(*, name: str) -> Cpo:
         raise CpoError("A CPO name has at most 100 characters.")
     try:
         with transaction.atomic():
-            return Cpo.objects.create(name=name)
+            cpo = Cpo.objects.create(name=name)
+            audit_record(action=Action.CPO_CREATED, cpo=cpo, target=name)
+            return cpo
     except IntegrityError:
         raise CpoError(f"A CPO named “{name}” already exists.")
 
@@ -64,9 +67,11 @@ def cpo_member_add(
             if not create_user:
                 raise CpoError(f"No user “{username}” (add --create-user to create it).")
             user = _user_create(username=username, password=password)
-        membership, _ = Membership.objects.update_or_create(
+        membership, created = Membership.objects.update_or_create(
             user=user, cpo=cpo, defaults={"role": role}
         )
+        details = {"role": role, "new_member": created}
+        audit_record(action=Action.MEMBER_SET, cpo=cpo, target=username, details=details)
     return membership
 
 

@@ -86,6 +86,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers wait for each other instead of failing at once with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Take the write lock when a transaction begins: a read-then-write transaction in
+    # SQLite's default (DEFERRED) mode fails at once with "database is locked" when another
+    # process writes, instead of waiting for the timeout above.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     # The test database is a file (one per test run), not in-memory: tests/e2e's daphne opens
     # it. In RAM where there is a tmpfs: on disk, the fsyncs make the suite three times slower.
     _test_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
@@ -117,6 +121,30 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "stations:list"
 LOGOUT_REDIRECT_URL = "login"
+# Panel login brute force (cpo/throttle.py, SECURITY.md): after LOGIN_MAX_FAILURES failed
+# logins for one username, or LOGIN_MAX_FAILURES_PER_ADDRESS from one client address,
+# within LOGIN_LOCKOUT_SECONDS, logins for that username / from that address are refused
+# without checking the password for LOGIN_LOCKOUT_SECONDS. 0 turns a limit off.
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+# Behind a proxy that appends the client's address to X-Forwarded-For (and cannot be
+# bypassed): count failures per that address, not per the proxy's. Off: REMOTE_ADDR.
+PANEL_TRUST_X_FORWARDED_FOR = env.bool("PANEL_TRUST_X_FORWARDED_FOR", default=False)
+
+# --- Cache (login throttle counters) ------------------------------------------
+# The counters must be shared by every process serving the panel: with REDIS_URL, Django's
+# Redis cache; otherwise a per-process memory cache (development, tests, one process).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "virta",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- I18N -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -142,6 +170,10 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Cookies are not sent on cross-site subrequests or POSTs (a second line behind CSRF tokens).
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 
 # --- OCPP -----------------------------------------------------------------------
 # Heartbeat interval (seconds) given to Accepted stations in BootNotification.

@@ -3,13 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.views import serve as staticfiles_serve
 from django.urls import include, path, re_path
 
+from cpo.views import ThrottledLoginView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
+from cpo.audit import Action, audit_record
 from cpo.models import Cpo, Membership
 from ocpp_gateway.identity import InvalidCbid, validate_cbid
 from stations.models import Protocol, RegistrationStatus, Station, StationAssignment
@@ -89,6 +90,7 @@ def station_claim(
         if station is None and protocol != Protocol.OCPP:
             station = _station_register(user=user, protocol=protocol, cbid=cbid, cpo=target)
             if station is not None:
+                _audit_claim(user=user, station=station)
                 return station
             # Someone registered that identity a moment ago: judge it like any other.
             station = Station.objects.select_for_update().by_cbid(cbid).first()
@@ -118,7 +120,20 @@ def station_claim(
                 f"{station.get_protocol_display()}: choose that protocol.",
                 field="protocol",
             )
-        return station_assign(station=station, cpo=target, by=user, source="panel")
+        station = station_assign(station=station, cpo=target, by=user, source="panel")
+        _audit_claim(user=user, station=station)
+        return station
+
+
+def _audit_claim(*, user: AbstractBaseUser, station: Station) -> None:
+    details = {"protocol": station.protocol, "cpo": station.cpo.name}
+    audit_record(
+        action=Action.STATION_CLAIMED,
+        user=user,
+        cpo=station.cpo,
+        target=station.cbid,
+        details=details,
+    )
 
 
 def _target_cpo(*, user: AbstractBaseUser, allowed, cpo: Cpo | None) -> Cpo:
@@ -191,6 +206,14 @@ def station_assign(
             station.registration_status = settings.OCPP_POOL_BOOT_STATUS
         station.save(update_fields=["cpo", "registration_status", "updated_at"])
         _audit(station=station, from_cpo=from_cpo, to_cpo=cpo, by=by, source=source)
+        names = {"from": from_cpo.name if from_cpo else None, "to": cpo.name if cpo else None}
+        audit_record(
+            action=Action.STATION_ASSIGNED,
+            user=by,
+            cpo=cpo,
+            target=station.cbid,
+            details={**names, "source": source},
+        )
         if station.protocol == Protocol.OCPP and station.connected and station.channel_name:
             boot_again = cpo is not None and not was_accepted
             transaction.on_commit(lambda: _station_refresh(station, by=by, boot_again=boot_again))

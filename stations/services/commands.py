@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from cpo.audit import Action, audit_record
 from cpo.models import WRITE_ROLES, Cpo
 from ocpp_gateway.calls import KINDS_ALLOWED_WHEN_PENDING, build_call
 from stations.models import (
@@ -77,7 +78,16 @@ def command_request(*, station: Station, kind: str, params: dict, user) -> Comma
     """
     if not user_may_command(user=user, station=station):
         raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
-    return _command_create(station=station, kind=kind, params=params, requested_by=user)
+    command = _command_create(station=station, kind=kind, params=params, requested_by=user)
+    details = {"command": command.pk, "action": command.action, "status": command.status}
+    audit_record(
+        action=Action.COMMAND_REQUESTED,
+        user=user,
+        cpo=station.cpo_id,
+        target=station.cbid,
+        details=details,
+    )
+    return command
 
 
 def command_request_system(

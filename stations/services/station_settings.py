@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from cpo.audit import Action, audit_record
 from stations.models import Connector, Station
 from stations.services.commands import user_may_command
 from stations.services.notify import DeliveryFailed, station_notify
@@ -71,6 +72,15 @@ def station_settings_update(*, station: Station, user, data: dict) -> Station:
             locked.save(update_fields=[*changed, "updated_at"])
         for connector, fields in connectors:
             connector.save(update_fields=[*fields, "updated_at"])
+        if changed or connectors:
+            details = {"fields": changed, "connectors": {c.pk: f for c, f in connectors}}
+            audit_record(
+                action=Action.STATION_SETTINGS_CHANGED,
+                user=user,
+                cpo=locked.cpo_id,
+                target=locked.cbid,
+                details=details,
+            )
         if CHARGER_FIELDS & set(changed) and locked.connected:
             channel_name = locked.channel_name
             transaction.on_commit(lambda: _refresh_charger(locked.cbid, channel_name))

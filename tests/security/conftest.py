@@ -1,0 +1,53 @@
+"""Shared data for the security tests: CPO A's station with the things a page can show."""
+
+from __future__ import annotations
+
+import pytest
+
+from stations.models import Command, Connector, Station
+from tests.factories import make_station
+
+# Strings only CPO A's data contains: no page or answer for CPO B may show them.
+A_CBID = "ACME-A-7731"
+A_NAME = "Alpha Depot"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    """A fresh per-test memory cache: login counters must not leak between tests (nor
+    into a shared Redis when REDIS_URL is set)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"security-{request.node.nodeid}",
+        }
+    }
+    # These tests log in over and over: a fast hasher (set before the cast is created).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def station_a(cpo_a) -> Station:
+    """CPO A's station, connected, with a connector and a command (not visible to customers)."""
+    station = make_station(
+        A_CBID,
+        cpo=cpo_a,
+        name=A_NAME,
+        vendor="Acme",
+        model="Fast 22",
+        connected=True,
+        channel_name="specific.test!a",
+    )
+    Connector.objects.create(station=station, connector_id=1, status="Available")
+    return station
+
+
+@pytest.fixture
+def command_a(station_a, alice) -> Command:
+    return Command.objects.create(
+        station=station_a,
+        action="Reset",
+        payload={"type": "Soft"},
+        status=Command.Status.ACCEPTED,
+        requested_by=alice,
+    )

@@ -1,0 +1,109 @@
+"""No CBID enumeration beyond what Add new station must say."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import make_station
+from tests.security.conftest import A_CBID
+
+pytestmark = pytest.mark.django_db
+
+MISSING_ID = 987654321
+
+
+@pytest.fixture
+def station_b(cpo_b):
+    return make_station("CP-B1", cpo=cpo_b, name="Bravo Yard")
+
+
+def _claim(client: Client, cbid: str, cpo) -> str:
+    response = client.post(
+        reverse("stations:add"), {"protocol": "ocpp", "cbid": cbid, "cpo": cpo.pk}
+    )
+    assert response.status_code == 400
+    return response.content.decode()
+
+
+def test_claiming_another_cpo_station_does_not_name_that_cpo(client, alice, cpo_a, station_b):
+    client.force_login(alice)
+
+    page = _claim(client, "CP-B1", cpo_a)
+
+    assert "registered to another operator" in page
+    for secret in ("CPO B", "Bravo Yard", "carol"):
+        assert secret not in page
+
+
+def test_a_viewer_cannot_probe_cbids_through_add_new_station(client, bob, cpo_a, station_b):
+    client.force_login(bob)
+
+    response = client.post(reverse("stations:add"), {"protocol": "ocpp", "cbid": "CP-B1"})
+
+    assert response.status_code == 403
+    assert "another operator" not in response.content.decode()
+
+
+def test_nobody_logged_out_can_probe_cbids(client, station_b):
+    response = client.post(reverse("stations:add"), {"protocol": "ocpp", "cbid": "CP-B1"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("name", ["stations:detail", "stations:settings", "stations:log"])
+def test_another_cpo_station_page_is_the_very_404_of_a_missing_one(client, carol, station_a, name):
+    client.force_login(carol)
+
+    theirs = client.get(reverse(name, args=[station_a.pk]))
+    nothing = client.get(reverse(name, args=[MISSING_ID]))
+
+    assert theirs.status_code == nothing.status_code == 404
+    assert theirs.content == nothing.content
+
+
+def test_the_public_api_answers_a_hidden_station_like_a_missing_one(client, station_a):
+    theirs = client.get(reverse("api:station_detail", args=[station_a.pk]))
+    nothing = client.get(reverse("api:station_detail", args=[MISSING_ID]))
+
+    assert theirs.status_code == nothing.status_code == 404
+    assert theirs.content == nothing.content
+
+
+def test_the_public_api_never_shows_a_cbid(client, station_a):
+    station_a.street, station_a.city, station_a.country = "Main St 1", "Espoo", "FI"
+    station_a.latitude, station_a.longitude, station_a.visible = 60.2, 24.6, True
+    station_a.save()
+
+    listing = client.get(reverse("api:station_list"))
+    detail = client.get(reverse("api:station_detail", args=[station_a.pk]))
+
+    assert detail.status_code == 200
+    assert json.loads(listing.content)["stations"], "the station should be listed"
+    assert A_CBID not in listing.content.decode()
+    assert A_CBID not in detail.content.decode()
+
+
+def test_the_staff_command_api_never_shows_a_cbid(client, alice, station_a, command_a):
+    client.force_login(alice)
+
+    history = client.get(reverse("api:station_commands", args=[station_a.pk]))
+    one = client.get(reverse("api:station_command_detail", args=[station_a.pk, command_a.pk]))
+
+    assert (history.status_code, one.status_code) == (200, 200)
+    assert A_CBID not in history.content.decode()
+    assert A_CBID not in one.content.decode()
+
+
+def test_another_cpo_command_is_the_404_of_a_missing_one(client, carol, station_a, command_a):
+    client.force_login(carol)
+
+    theirs = client.get(reverse("api:station_command_detail", args=[station_a.pk, command_a.pk]))
+    nothing = client.get(reverse("api:station_command_detail", args=[MISSING_ID, MISSING_ID]))
+
+    assert theirs.status_code == nothing.status_code == 404
+    assert theirs.content == nothing.content
