@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Daphne: no 24 h socket lifetime; ping idle sockets, drop peers that stop answering.
-DAPHNE_FLAGS ?= --websocket_timeout -1 --ping-interval 30 --ping-timeout 30
+DAPHNE_FLAGS ?= --websocket_timeout -1 --ping-interval 30 --ping-timeout 30 --websocket-max-message-size 524288
 # Tests run with production-like settings, minus HTTPS redirects.
 TEST_ENV := SECRET_KEY=test-only-secret DEBUG=0 SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
 

@@ -7,20 +7,23 @@ process reach the socket: `station.command`, `station.refresh`, `station.replace
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from ocpp_gateway.auth import parse_basic_auth
+from ocpp_gateway import liveness
+from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.protocol import StationContext
-from ocpp_gateway.refusals import refuse
-from stations.models import ConnectionAttempt
+from ocpp_gateway.refusals import refuse, remote_addr
+from stations.models import Command, ConnectionAttempt
+from stations.services.commands import command_record_failure
 from stations.services.registration import (
     ConnectionRefused,
     station_close_session,
@@ -32,10 +35,43 @@ logger = logging.getLogger(__name__)
 
 # Close code for a connection replaced by a newer one of the same station.
 CLOSE_REPLACED = 4000
+# RFC 6455: a frame larger than we take.
+CLOSE_MESSAGE_TOO_BIG = 1009
+
+
+# Retry delays while the channel layer (Redis) is away.
+CHANNEL_RETRY_FIRST, CHANNEL_RETRY_MAX = 0.5, 10.0
 
 
 class StationConsumer(AsyncWebsocketConsumer):
     charge_point = None
+    _raw_channel_receive = None
+
+    # Channels reads channel-layer messages with `self.channel_receive()` in the same loop
+    # as the websocket's; one exception there (Redis down) would end the consumer and
+    # drop the charger. The setter catches what Channels assigns; the getter hands back a
+    # receive that waits for the layer to come back instead. Charger traffic goes on;
+    # commands fail visibly (their sender cannot reach Redis either) until it returns.
+    @property
+    def channel_receive(self):
+        return self._resilient_channel_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive) -> None:
+        self._raw_channel_receive = receive
+
+    async def _resilient_channel_receive(self) -> dict:
+        delay = CHANNEL_RETRY_FIRST
+        while True:
+            try:
+                return await self._raw_channel_receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if delay == CHANNEL_RETRY_FIRST:
+                    logger.warning("Channel layer unavailable (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CHANNEL_RETRY_MAX)
 
     async def connect(self) -> None:
         raw_cbid = self.scope["url_route"]["kwargs"].get("cbid", "")
@@ -65,10 +101,11 @@ class StationConsumer(AsyncWebsocketConsumer):
                 version=version,
                 channel_name=self.channel_name,
                 credentials=parse_basic_auth(self.scope.get("headers", [])),
-                secure=self.scope.get("scheme") == "wss",
+                secure=connection_is_secure(self.scope),
+                remote_addr=remote_addr(self.scope),
             )
         except ConnectionRefused as exc:
-            await refuse(self.scope, reason=exc.reason, detail=exc.detail, cbid=cbid)
+            await refuse(self.scope, reason=exc.reason, detail=exc.detail, cbid=exc.cbid or cbid)
             await self.close()
             return
         except Exception:
@@ -77,7 +114,14 @@ class StationConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         if session.replaced_channel:
-            await self.channel_layer.send(session.replaced_channel, {"type": "station.replaced"})
+            try:
+                await self.channel_layer.send(
+                    session.replaced_channel, {"type": "station.replaced"}
+                )
+            except Exception:
+                # Redis is away: the old socket stays until its charger or daphne's pings
+                # drop it; its disconnect cannot mark this newer session offline.
+                logger.warning("Could not tell the replaced connection of %s to close", cbid)
         await self.accept(subprotocol=subprotocol)
         context = StationContext(
             station_id=session.station_id,
@@ -91,9 +135,15 @@ class StationConsumer(AsyncWebsocketConsumer):
         self.charge_point = charge_point_class(version)(
             context, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
         )
+        liveness.register(self)
         logger.info("Station %s connected (OCPP %s)", cbid, version)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.charge_point is None:
+            return
+        if _too_big(text_data, bytes_data):
+            await self._close_too_big(text_data, bytes_data)
+            return
         if text_data is None:
             # OCPP-J uses text frames: the frame path refuses a binary one (or reads it as
             # text for a lenient station) rather than drop it unanswered.
@@ -105,6 +155,7 @@ class StationConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.charge_point is None:
             return
+        liveness.unregister(self)
         self.charge_point.close()
         await database_sync_to_async(station_close_session)(
             station_id=self.charge_point.context.station_id, channel_name=self.channel_name
@@ -139,6 +190,49 @@ class StationConsumer(AsyncWebsocketConsumer):
         """Send a queued Command to the charger, without blocking the receive path."""
         if self.charge_point is None:
             return
-        self.charge_point.spawn(
-            run_command(self.charge_point, event["command_id"]), f"command {event['command_id']}"
+        command_id = event["command_id"]
+        task = self.charge_point.spawn(
+            run_command(self.charge_point, command_id), f"command {command_id}"
         )
+        if task is None:
+            # Too much work queued on this connection already: fail it visibly.
+            await database_sync_to_async(command_record_failure)(
+                command_id=command_id,
+                status=Command.Status.ERROR,
+                error="Too many commands are waiting for this station; try again later.",
+            )
+
+    async def _close_too_big(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        size = (
+            len(text_data.encode("utf-8", "surrogatepass"))
+            if text_data is not None
+            else len(bytes_data or b"")
+        )
+        context = self.charge_point.context
+        logger.warning(
+            "Station %s sent a %d-byte frame (limit %d): closing with 1009",
+            context.cbid,
+            size,
+            settings.OCPP_MAX_FRAME_BYTES,
+        )
+        message_log.record(
+            station_id=context.station_id,
+            cbid=context.cbid,
+            direction="in",
+            message_type=None,
+            raw=f"(frame of {size} bytes over the {settings.OCPP_MAX_FRAME_BYTES}-byte limit)",
+        )
+        self.charge_point.stop_reading()
+        await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+
+
+def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
+    limit = settings.OCPP_MAX_FRAME_BYTES
+    if text_data is None:
+        return len(bytes_data or b"") > limit
+    # A character is 1 to 4 bytes of UTF-8: encode only when the length leaves it open.
+    if len(text_data) > limit:
+        return True
+    if len(text_data) * 4 <= limit:
+        return False
+    return len(text_data.encode("utf-8", "surrogatepass")) > limit

@@ -19,6 +19,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from stations.models import OcppMessage, Station
+from stations.services.registration import redact_password
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class MessageLog:
         raw: str = "",
     ) -> None:
         now = timezone.now()
+        if direction == OcppMessage.Direction.OUT and message_type == 2:
+            # A password rotation's CALL: the station log must not show the password.
+            payload = redact_password(action, payload)
         self._rows.append(
             OcppMessage(
                 station_id=station_id,

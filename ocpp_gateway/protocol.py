@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
@@ -25,6 +26,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import get_validator
 
 from ocpp_gateway.errors import CallErrorReply, ErrorCodes, error_codes_for
+from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,11 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 UNREADABLE_ID = "-1"
 MAX_UNIQUE_ID = 36
 REMEMBERED_IDS = 256
+# A TriggerMessage lets the triggered message through once even before Accepted; a
+# charger that never sends it must not bank unlimited passes.
+MAX_TRIGGERED_PER_ACTION = 3
+# WebSocket close code for a charger disconnected for flooding (RFC 6455: policy violation).
+CLOSE_POLICY_VIOLATION = 1008
 
 
 @dataclass
@@ -224,11 +231,23 @@ class OcppProtocol:
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._triggered: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.rate_limit = FrameRateLimit(
+            rate=settings.OCPP_RATE_LIMIT_PER_SECOND,
+            burst=settings.OCPP_RATE_LIMIT_BURST,
+            strikes=settings.OCPP_RATE_LIMIT_STRIKES,
+        )
+        self.max_tasks = settings.OCPP_MAX_TASKS_PER_CONNECTION
+        self._closing = False
 
     # ---- incoming -----------------------------------------------------------------
 
     async def route_message(self, raw: str, *, binary: bool = False) -> None:
         """Answer one frame from the charger; never raises for what the charger sent."""
+        if self._closing:
+            return
+        if not self.rate_limit.allow():
+            await self._refuse_over_rate(raw)
+            return
         if binary and not self.context.lenient:
             # OCPP-J is text frames only; a lenient station's binary JSON is read as text.
             self._log_in(None, raw=raw)
@@ -247,6 +266,41 @@ class OcppProtocol:
             await self._handle_frame_call(frame)
         else:
             self._resolve_pending(frame)
+
+    def stop_reading(self) -> None:
+        """The connection is being closed: frames still queued are ignored."""
+        self._closing = True
+
+    async def _refuse_over_rate(self, raw: str) -> None:
+        """A frame over the connection's rate: a CALL gets GenericError, others are dropped.
+
+        Not written to the message log (a flood would fill it); counted and logged once
+        per ten refusals. A charger that keeps flooding is disconnected.
+        """
+        limit = self.rate_limit
+        if limit.refused % 10 == 1:
+            logger.warning("%s: over the frame rate limit (%d refused)", self.id, limit.refused)
+        if limit.flooding:
+            logger.warning("%s: disconnected for flooding", self.id)
+            self._closing = True
+            await self._connection.close(code=CLOSE_POLICY_VIOLATION)
+            return
+        try:
+            frame = parse_frame(raw, self.codes)
+        except _Reject:
+            return
+        if frame.message_type == CALL:
+            await self._connection.send(
+                _dumps(
+                    [
+                        CALLERROR,
+                        frame.unique_id,
+                        self.codes.generic_error,
+                        "Rate limit exceeded",
+                        {},
+                    ]
+                )
+            )
 
     async def _handle_frame_call(self, frame: Frame) -> None:
         try:
@@ -334,7 +388,12 @@ class OcppProtocol:
             if path in self.COSMETIC_FIELDS.get(frame.action, frozenset()):
                 logger.info("%s: accepted over-long %s.%s", self.id, frame.action, path)
                 return True
-            return self.context.lenient
+            if self.context.lenient:
+                logger.info(
+                    "%s: lenient station: accepted over-long %s.%s", self.id, frame.action, path
+                )
+                return True
+            return False
         if error.validator == "additionalProperties" and self.context.lenient:
             logger.info(
                 "%s: ignored unknown fields in %s: %s", self.id, frame.action, error.message
@@ -413,7 +472,9 @@ class OcppProtocol:
             try:
                 if action == "TriggerMessage":
                     requested = payload.get("requestedMessage", "")
-                    self._triggered[requested] = self._triggered.get(requested, 0) + 1
+                    self._triggered[requested] = min(
+                        self._triggered.get(requested, 0) + 1, MAX_TRIGGERED_PER_ACTION
+                    )
                 await self._send_frame([CALL, unique_id, action, payload], action)
                 return await asyncio.wait_for(future, timeout)
             finally:
@@ -514,8 +575,20 @@ class OcppProtocol:
 
     # ---- background work ----------------------------------------------------------
 
-    def spawn(self, coro, what: str) -> asyncio.Task:
-        """Run `coro` in the background, keeping a reference and logging its failure."""
+    def spawn(self, coro, what: str) -> asyncio.Task | None:
+        """Run `coro` in the background, keeping a reference and logging its failure.
+
+        At most `max_tasks` per connection (OCPP_MAX_TASKS_PER_CONNECTION): beyond that the
+        work is dropped (None returned, the coroutine closed) instead of piling up behind
+        a charger that does not answer.
+        """
+        if len(self._tasks) >= self.max_tasks:
+            logger.error(
+                "%s: %d background tasks already; dropped %s", self.id, self.max_tasks, what
+            )
+            if inspect.iscoroutine(coro):
+                coro.close()
+            return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
 

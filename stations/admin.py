@@ -261,7 +261,7 @@ class StationAssignmentAdmin(admin.ModelAdmin):
 class ConnectionAttemptAdmin(admin.ModelAdmin):
     """Refused handshakes: read-only."""
 
-    list_display = ("created_at", "cbid", "remote_addr", "reason", "detail")
+    list_display = ("created_at", "cbid", "remote_addr", "reason", "count", "last_at", "detail")
     list_filter = ("reason",)
     search_fields = ("cbid", "remote_addr")
 

@@ -113,7 +113,11 @@ class Station(models.Model):
 
     # Security profile 1/2 (HTTP Basic auth); empty hash = no password required.
     auth_password_hash = models.CharField(max_length=256, blank=True)
+    # A rotated password not yet confirmed by the charger: both verify until it is.
+    auth_password_pending_hash = models.CharField(max_length=256, blank=True)
     security_profile = models.PositiveSmallIntegerField(default=0)
+    # Source address of the handshake that created the station (pool spam limits).
+    created_from_addr = models.CharField(max_length=64, blank=True)
     # Strict: OCPP schemas enforced as written. Lenient: unknown fields and over-long
     # strings from broken firmware accepted and logged.
     lenient_validation = models.BooleanField(default=False)
@@ -141,6 +145,7 @@ class Station(models.Model):
         ]
         indexes = [
             models.Index(fields=["cpo", "-created_at"], name="station_cpo_created_idx"),
+            models.Index(fields=["created_from_addr", "created_at"], name="station_origin_idx"),
         ]
 
     def __str__(self) -> str:
@@ -384,10 +389,19 @@ class ConnectionAttempt(models.Model):
     reason = models.CharField(max_length=30, choices=Reason.choices)
     detail = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Refusals are aggregated (per address, reason and minute) so spam cannot flood the table.
+    count = models.PositiveIntegerField(default=1)
+    last_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["-created_at"], name="connattempt_time_idx")]
+        indexes = [
+            models.Index(fields=["-created_at"], name="connattempt_time_idx"),
+            models.Index(
+                fields=["remote_addr", "reason", "created_at"], name="connattempt_addr_idx"
+            ),
+            models.Index(fields=["cbid", "reason", "created_at"], name="connattempt_cbid_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.cbid or '?'} refused: {self.get_reason_display()}"

@@ -197,6 +197,40 @@ OCPP_LOG_FLUSH_INTERVAL = env.float("OCPP_LOG_FLUSH_INTERVAL", default=1.0)
 # Days of OCPP message log kept by `manage.py prune_ocpp_log`.
 OCPP_LOG_RETENTION_DAYS = env.int("OCPP_LOG_RETENTION_DAYS", default=30)
 
+# --- OCPP: hostile input and security (SECURITY.md) ----------------------------
+# Largest text frame a charger may send (bytes); a bigger one closes the socket with 1009.
+# Daphne's own --websocket-max-message-size (Makefile) cuts far bigger ones earlier.
+OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=256 * 1024)
+# Per-connection token bucket for frames from a charger: sustained frames per second and
+# burst. Over it a CALL gets CALLERROR GenericError; OCPP_RATE_LIMIT_STRIKES refused
+# frames within a minute disconnect the charger (close code 1008).
+OCPP_RATE_LIMIT_PER_SECOND = env.float("OCPP_RATE_LIMIT_PER_SECOND", default=10.0)
+OCPP_RATE_LIMIT_BURST = env.int("OCPP_RATE_LIMIT_BURST", default=60)
+OCPP_RATE_LIMIT_STRIKES = env.int("OCPP_RATE_LIMIT_STRIKES", default=50)
+# Background tasks (commands waiting their turn, after-handlers) one connection may hold.
+OCPP_MAX_TASKS_PER_CONNECTION = env.int("OCPP_MAX_TASKS_PER_CONNECTION", default=32)
+# Handshake spam: new pool stations one source address may create per hour, and the
+# largest pool (stations without a CPO) new CBIDs may still join. 0 = no limit.
+OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR = env.int("OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR", default=100)
+OCPP_POOL_MAX_SIZE = env.int("OCPP_POOL_MAX_SIZE", default=10000)
+# Password brute force: this many failed Basic-auth attempts for one CBID (or from one
+# address) within OCPP_AUTH_FAILURE_WINDOW seconds refuse further attempts unchecked
+# until the window has passed.
+OCPP_AUTH_MAX_FAILURES_PER_CBID = env.int("OCPP_AUTH_MAX_FAILURES_PER_CBID", default=10)
+OCPP_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("OCPP_AUTH_MAX_FAILURES_PER_ADDRESS", default=50)
+OCPP_AUTH_FAILURE_WINDOW = env.int("OCPP_AUTH_FAILURE_WINDOW", default=900)
+# TLS (security profile 2). Ports on which daphne itself terminates TLS (`-e ssl:PORT:…`):
+# daphne puts no scheme in a websocket scope, so the local port tells.
+OCPP_TLS_PORTS = [int(p) for p in env.list("OCPP_TLS_PORTS", default=[])]
+# Behind a TLS-terminating proxy (deploy/haproxy-tls.cfg) that sets X-Forwarded-Proto:
+# trust it. Only when daphne cannot be reached but through that proxy.
+OCPP_TRUST_X_FORWARDED_PROTO = env.bool("OCPP_TRUST_X_FORWARDED_PROTO", default=False)
+# Stale connection state: each process refreshes its live stations' last_seen every
+# OCPP_LIVENESS_INTERVAL seconds and marks offline the stations whose last_seen is older
+# than OCPP_LIVENESS_STALE_AFTER intervals (their process died).
+OCPP_LIVENESS_INTERVAL = env.float("OCPP_LIVENESS_INTERVAL", default=60.0)
+OCPP_LIVENESS_STALE_AFTER = env.int("OCPP_LIVENESS_STALE_AFTER", default=3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

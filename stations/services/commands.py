@@ -35,6 +35,7 @@ from stations.models import (
 )
 from stations.services.device_model import device_model_store_get_variables
 from stations.services.notify import DeliveryFailed, station_notify
+from stations.services.registration import station_password_command_finished
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ def command_record_result(
         )
         if not updated:
             return False
+        station_password_command_finished(command_id=command_id, status=status, response=response)
         if status == Status.ACCEPTED and isinstance(response, dict):
             command = Command.objects.only("station_id", "action", "payload").get(pk=command_id)
             _store_variables(command=command, response=response)

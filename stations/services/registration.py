@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from ocpp_gateway.auth import verify_password
-from stations.models import ConnectionAttempt, Protocol, RegistrationStatus, Station
+from ocpp_gateway.auth import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    generate_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from stations.models import (
+    Command,
+    ConnectionAttempt,
+    OcppVersion,
+    Protocol,
+    RegistrationStatus,
+    Station,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +37,13 @@ REPORTED_FIELD_MAX = 255
 class ConnectionRefused(Exception):
     """A handshake the backend refuses; `reason` is a ConnectionAttempt.Reason."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", *, cbid: str = ""):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        # The station's own spelling of the CBID, so failures of one station add up
+        # whatever case the charger (or an attacker) uses.
+        self.cbid = cbid
 
 
 @dataclass
@@ -71,10 +89,12 @@ def station_open_session(
     channel_name: str,
     credentials: tuple[str, str] | None,
     secure: bool,
+    remote_addr: str = "",
 ) -> StationSession:
     """Admit a charger's websocket: find or create its station, check its credentials.
 
-    A CBID never seen before lands in the pool (unless unknown stations are refused).
+    A CBID never seen before lands in the pool (unless unknown stations are refused, the
+    source address created too many pool stations lately, or the pool is full).
     The newest connection wins: the previous channel, if any, is returned to be closed.
     Raises ConnectionRefused.
     """
@@ -83,9 +103,18 @@ def station_open_session(
     if station is None:
         if not settings.OCPP_ALLOW_UNKNOWN_STATIONS:
             raise ConnectionRefused(ConnectionAttempt.Reason.UNKNOWN_CBID, "unknown CBID")
-        station = _station_create_in_pool(cbid=cbid, now=now)
+        _check_pool_limits(remote_addr=remote_addr, now=now)
+        station = _station_create_in_pool(cbid=cbid, now=now, remote_addr=remote_addr)
 
-    _check_credentials(station, cbid=cbid, version=version, credentials=credentials, secure=secure)
+    _check_credentials(
+        station,
+        cbid=cbid,
+        version=version,
+        credentials=credentials,
+        secure=secure,
+        remote_addr=remote_addr,
+        now=now,
+    )
 
     with transaction.atomic():
         station = Station.objects.select_for_update().get(pk=station.pk)
@@ -119,7 +148,31 @@ def station_open_session(
     )
 
 
-def _station_create_in_pool(*, cbid: str, now: datetime) -> Station:
+def _check_pool_limits(*, remote_addr: str, now: datetime) -> None:
+    """Handshake spam: thousands of random CBIDs must not fill the pool and the database.
+
+    Counted in the database, so the limits hold across daphne processes. Chargers behind
+    one NAT address share the per-address budget: size OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR
+    for the largest fleet that is installed (first-connects) behind one address.
+    """
+    per_address = settings.OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR
+    if per_address and remote_addr:
+        created = Station.objects.filter(
+            created_from_addr=remote_addr[:64], created_at__gte=now - timedelta(hours=1)
+        ).count()
+        if created >= per_address:
+            raise ConnectionRefused(
+                ConnectionAttempt.Reason.RATE_LIMITED,
+                f"{created} new stations from this address in the last hour",
+            )
+    pool_max = settings.OCPP_POOL_MAX_SIZE
+    if pool_max and Station.objects.in_pool().count() >= pool_max:
+        raise ConnectionRefused(
+            ConnectionAttempt.Reason.POOL_FULL, f"the pool holds {pool_max} stations or more"
+        )
+
+
+def _station_create_in_pool(*, cbid: str, now: datetime, remote_addr: str = "") -> Station:
     try:
         with transaction.atomic():
             station = Station.objects.create(
@@ -127,6 +180,7 @@ def _station_create_in_pool(*, cbid: str, now: datetime) -> Station:
                 protocol=Protocol.OCPP,
                 name=pool_station_name(timezone.localtime(now)),
                 registration_status=RegistrationStatus.PENDING,
+                created_from_addr=remote_addr[:64],
             )
     except IntegrityError:
         # Another connection of the same CBID created it a moment ago.
@@ -142,20 +196,81 @@ def _check_credentials(
     version: str,
     credentials: tuple[str, str] | None,
     secure: bool,
+    remote_addr: str = "",
+    now: datetime | None = None,
 ) -> None:
     if station.security_profile >= 2 and not secure:
         raise ConnectionRefused(
-            ConnectionAttempt.Reason.PLAIN_WS, "security profile 2 requires wss (TLS)"
+            ConnectionAttempt.Reason.PLAIN_WS,
+            "security profile 2 requires wss (TLS)",
+            cbid=station.cbid,
         )
     if not station.auth_password_hash:
         return
+    _check_not_locked_out(station, remote_addr=remote_addr, now=now or timezone.now())
+
+    def bad(detail: str) -> ConnectionRefused:
+        return ConnectionRefused(ConnectionAttempt.Reason.BAD_PASSWORD, detail, cbid=station.cbid)
+
     if credentials is None:
-        raise ConnectionRefused(ConnectionAttempt.Reason.BAD_PASSWORD, "no Basic auth credentials")
+        raise bad("no Basic auth credentials")
     username, password = credentials
     if username != cbid:
-        raise ConnectionRefused(ConnectionAttempt.Reason.BAD_PASSWORD, "username is not the CBID")
-    if not verify_password(password, station.auth_password_hash, version=version):
-        raise ConnectionRefused(ConnectionAttempt.Reason.BAD_PASSWORD, "wrong password")
+        raise bad("username is not the CBID")
+    if verify_password(password, station.auth_password_hash, version=version):
+        if needs_rehash(station.auth_password_hash):
+            _password_rehash(station, password=password, version=version)
+        return
+    pending = station.auth_password_pending_hash
+    if pending and verify_password(password, pending, version=version):
+        # The charger uses the rotated password: it has it, so it becomes the password.
+        Station.objects.filter(pk=station.pk, auth_password_pending_hash=pending).update(
+            auth_password_hash=pending, auth_password_pending_hash=""
+        )
+        logger.info("Station %s logged in with its new password: rotation done", station.cbid)
+        return
+    raise bad("wrong password")
+
+
+def _check_not_locked_out(station: Station, *, remote_addr: str, now: datetime) -> None:
+    """Brute force: too many recent failures refuse the attempt without checking it.
+
+    Failures are the aggregated ConnectionAttempt rows (shared by every process). The
+    cool-down ends when the failures have aged out of OCPP_AUTH_FAILURE_WINDOW.
+    """
+    since = now - timedelta(seconds=settings.OCPP_AUTH_FAILURE_WINDOW)
+    failures = ConnectionAttempt.objects.filter(
+        reason=ConnectionAttempt.Reason.BAD_PASSWORD, created_at__gte=since
+    )
+    per_cbid = settings.OCPP_AUTH_MAX_FAILURES_PER_CBID
+    if per_cbid and _total(failures.filter(cbid=station.cbid)) >= per_cbid:
+        raise ConnectionRefused(
+            ConnectionAttempt.Reason.RATE_LIMITED,
+            "too many failed passwords for this CBID; try again later",
+        )
+    per_addr = settings.OCPP_AUTH_MAX_FAILURES_PER_ADDRESS
+    if per_addr and remote_addr and _total(failures.filter(remote_addr=remote_addr)) >= per_addr:
+        raise ConnectionRefused(
+            ConnectionAttempt.Reason.RATE_LIMITED,
+            "too many failed passwords from this address; try again later",
+        )
+
+
+def _total(attempts) -> int:
+    return attempts.aggregate(total=Sum("count"))["total"] or 0
+
+
+def _password_rehash(station: Station, *, password: str, version: str) -> None:
+    # The charger may have sent the hex form (1.6): store the text it stands for.
+    if version == "1.6" and not verify_password(
+        password, station.auth_password_hash, version="2.0.1"
+    ):
+        password = bytes.fromhex(password).decode("utf-8")
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return
+    Station.objects.filter(pk=station.pk, auth_password_hash=station.auth_password_hash).update(
+        auth_password_hash=hash_password(password)
+    )
 
 
 def station_close_session(*, station_id: int, channel_name: str) -> bool:
@@ -208,8 +323,261 @@ def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
     return BootDecision(status=status, interval=interval)
 
 
+# Refusals kept apart per CBID (brute force is counted per CBID). Every other reason is
+# aggregated per address whatever the CBID: random CBIDs must not make a row each.
+REFUSALS_PER_CBID = frozenset(
+    {ConnectionAttempt.Reason.BAD_PASSWORD, ConnectionAttempt.Reason.PLAIN_WS}
+)
+REFUSAL_BUCKET = timedelta(minutes=1)
+
+
 def connection_refusal_record(*, cbid: str, remote_addr: str, reason: str, detail: str) -> None:
-    """Write a refused handshake to the list superusers read."""
-    ConnectionAttempt.objects.create(
-        cbid=cbid[:100], remote_addr=remote_addr[:64], reason=reason, detail=detail[:255]
+    """Count a refused handshake in the list superusers read.
+
+    One row per address, reason (and CBID for password failures) and minute, with a
+    count: a spammer costs one UPDATE per attempt, never a growing table.
+    """
+    now = timezone.now()
+    cbid, remote_addr, detail = cbid[:100], remote_addr[:64], detail[:255]
+    bucket = ConnectionAttempt.objects.filter(
+        remote_addr=remote_addr, reason=reason, created_at__gte=now - REFUSAL_BUCKET
     )
+    if reason in REFUSALS_PER_CBID:
+        bucket = bucket.filter(cbid=cbid)
+    with transaction.atomic():
+        row = bucket.order_by("-created_at").values_list("pk", flat=True).first()
+        if row is not None:
+            ConnectionAttempt.objects.filter(pk=row).update(
+                count=F("count") + 1, last_at=now, detail=detail
+            )
+            return
+        ConnectionAttempt.objects.create(
+            cbid=cbid, remote_addr=remote_addr, reason=reason, detail=detail, last_at=now
+        )
+
+
+# ---- stale connection state -------------------------------------------------------------
+
+
+def stale_cutoff(now: datetime | None = None) -> datetime:
+    """Stations "connected" but not seen since this moment have lost their process."""
+    now = now or timezone.now()
+    interval = settings.OCPP_LIVENESS_INTERVAL
+    return now - timedelta(seconds=interval * settings.OCPP_LIVENESS_STALE_AFTER)
+
+
+def station_liveness_refresh(*, live: dict[int, str]) -> None:
+    """A process still holds these stations (id → channel name): they are alive.
+
+    One UPDATE per 1,000 stations. A station that a sweep marked offline meanwhile (the
+    database was away and `last_seen` aged) is marked connected again, unless another
+    connection took it over.
+    """
+    now = timezone.now()
+    ids = list(live)
+    with transaction.atomic():
+        for start in range(0, len(ids), 1000):
+            Station.objects.filter(pk__in=ids[start : start + 1000]).update(last_seen=now)
+        for station_id in Station.objects.filter(
+            pk__in=ids, connected=False, channel_name=""
+        ).values_list("pk", flat=True):
+            Station.objects.filter(pk=station_id, connected=False, channel_name="").update(
+                connected=True, channel_name=live[station_id]
+            )
+
+
+def station_sweep_stale_connections(*, stale_before: datetime) -> int:
+    """Mark offline the stations still "connected" but not seen since `stale_before`.
+
+    Their process died without a disconnect (kill -9, a crashed host). Returns how many.
+    """
+    return (
+        Station.objects.filter(connected=True)
+        .filter(Q(last_seen__lt=stale_before) | Q(last_seen__isnull=True))
+        .update(connected=False, channel_name="", disconnected_at=timezone.now())
+    )
+
+
+# ---- charger passwords (security profiles 1 and 2) --------------------------------------
+
+# Where a charger keeps its Basic-auth password, per OCPP version.
+PASSWORD_KEY_V16 = "AuthorizationKey"
+PASSWORD_KEY_V2 = "SecurityCtrlr.BasicAuthPassword"
+REDACTED = "********"
+
+
+def station_password_set(*, station: Station, password: str) -> None:
+    """Give the station a Basic-auth password (e.g. generated when it is claimed).
+
+    The charger must be configured with it by hand (or by `station_password_rotate` once it
+    is connected). Security profile 0 becomes 1: a password is then required.
+    Raises ValueError for a password outside 16-40 characters.
+    """
+    encoded = hash_password(password)
+    with transaction.atomic():
+        fresh = Station.objects.select_for_update().get(pk=station.pk)
+        fresh.auth_password_hash = encoded
+        fresh.auth_password_pending_hash = ""
+        fresh.security_profile = max(fresh.security_profile, 1)
+        fresh.save(
+            update_fields=[
+                "auth_password_hash",
+                "auth_password_pending_hash",
+                "security_profile",
+                "updated_at",
+            ]
+        )
+    station.auth_password_hash = encoded
+    station.auth_password_pending_hash = ""
+    station.security_profile = fresh.security_profile
+
+
+def station_password_rotate(*, station: Station, user=None) -> str:
+    """Give a connected station a new Basic-auth password; returns it (show it once).
+
+    The new password is kept as pending: the old one stays valid until the charger
+    confirms, by answering the ChangeConfiguration(AuthorizationKey) (1.6, hex-encoded as
+    1.6 requires) or SetVariables(SecurityCtrlr.BasicAuthPassword) (2.x) Accepted, or by
+    logging in with it (after a RebootRequired). With `user`, the command path checks that
+    the user may command the station (PermissionDenied). Raises ValueError when the
+    command cannot be delivered (offline, not an OCPP station): nothing changes then.
+    """
+    from stations.services.commands import command_request, command_request_system
+
+    fresh = Station.objects.get(pk=station.pk)
+    if fresh.protocol != Protocol.OCPP:
+        raise ValueError("Only OCPP stations have Basic-auth passwords.")
+    password = generate_password()
+    pending = hash_password(password)
+    Station.objects.filter(pk=fresh.pk).update(auth_password_pending_hash=pending)
+    if (fresh.ocpp_version or OcppVersion.V16) == OcppVersion.V16:
+        params = {"key": PASSWORD_KEY_V16, "value": password.encode("utf-8").hex()}
+    else:
+        params = {"key": PASSWORD_KEY_V2, "value": password}
+    try:
+        if user is not None:
+            command = command_request(
+                station=fresh, kind="change_configuration", params=params, user=user
+            )
+        else:
+            command = command_request_system(
+                station=fresh, kind="change_configuration", params=params
+            )
+    except Exception:
+        _password_pending_clear(station_id=fresh.pk, pending=pending)
+        raise
+    if command is None or command.status not in (Command.Status.QUEUED, Command.Status.SENT):
+        _password_pending_clear(station_id=fresh.pk, pending=pending)
+        if command is not None:
+            _command_redact(command_id=command.pk)
+        raise ValueError(
+            command.error if command is not None else "The password could not be sent."
+        )
+    station.auth_password_pending_hash = pending
+    return password
+
+
+def _password_pending_clear(*, station_id: int, pending: str) -> None:
+    Station.objects.filter(pk=station_id, auth_password_pending_hash=pending).update(
+        auth_password_pending_hash=""
+    )
+
+
+def _password_in(command: Command) -> str | None:
+    """The password a password-setting Command carries, or None for any other Command."""
+    payload = command.payload if isinstance(command.payload, dict) else {}
+    if command.action == "ChangeConfiguration" and payload.get("key") == PASSWORD_KEY_V16:
+        try:
+            return bytes.fromhex(str(payload.get("value", ""))).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    if command.action == "SetVariables":
+        for item in payload.get("setVariableData") or []:
+            if (
+                isinstance(item, dict)
+                and (item.get("component") or {}).get("name") == "SecurityCtrlr"
+                and (item.get("variable") or {}).get("name") == "BasicAuthPassword"
+            ):
+                return str(item.get("attributeValue", ""))
+    return None
+
+
+def _charger_status(response: dict | None) -> str:
+    if not isinstance(response, dict):
+        return ""
+    if isinstance(response.get("status"), str):
+        return response["status"]
+    results = response.get("setVariableResult")
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        return str(results[0].get("attributeStatus", ""))
+    return ""
+
+
+def _command_redact(*, command_id: int) -> None:
+    command = Command.objects.only("action", "payload").get(pk=command_id)
+    payload = redact_password(command.action, command.payload)
+    if payload != command.payload:
+        Command.objects.filter(pk=command_id).update(payload=payload)
+
+
+def redact_password(action: str, payload: object) -> object:
+    """`payload` with a charger password it carries replaced by asterisks (logs, history)."""
+    if not isinstance(payload, dict):
+        return payload
+    if action == "ChangeConfiguration" and payload.get("key") == PASSWORD_KEY_V16:
+        return payload | {"value": REDACTED}
+    if action == "SetVariables" and isinstance(payload.get("setVariableData"), list):
+        items = []
+        for item in payload["setVariableData"]:
+            if (
+                isinstance(item, dict)
+                and (item.get("variable") or {}).get("name") == "BasicAuthPassword"
+            ):
+                item = item | {"attributeValue": REDACTED}
+            items.append(item)
+        return payload | {"setVariableData": items}
+    return payload
+
+
+def station_password_command_finished(
+    *, command_id: int, status: str, response: dict | None = None
+) -> None:
+    """The command recorder's hook: a password-setting Command got its outcome.
+
+    Accepted by the charger: the pending password becomes the password. RebootRequired:
+    both stay valid until the charger logs in with the new one. Refused: the pending one
+    is dropped. Either way the password is blanked out of the Command's payload.
+    """
+    command = (
+        Command.objects.filter(pk=command_id, action__in=["ChangeConfiguration", "SetVariables"])
+        .only("station_id", "action", "payload")
+        .first()
+    )
+    if command is None:
+        return
+    password = _password_in(command)
+    if password is None:
+        return
+    _command_redact(command_id=command_id)
+    with transaction.atomic():
+        station = Station.objects.select_for_update().get(pk=command.station_id)
+        pending = station.auth_password_pending_hash
+        if not pending or not verify_password(password, pending, version="2.0.1"):
+            return  # A newer rotation replaced it, or it was already settled.
+        charger_status = _charger_status(response)
+        if status == Command.Status.ACCEPTED and charger_status == "Accepted":
+            station.auth_password_hash = pending
+            station.auth_password_pending_hash = ""
+            station.security_profile = max(station.security_profile, 1)
+            station.save(
+                update_fields=[
+                    "auth_password_hash",
+                    "auth_password_pending_hash",
+                    "security_profile",
+                    "updated_at",
+                ]
+            )
+            logger.info("Station %s confirmed its new password", station.cbid)
+        elif status == Command.Status.REJECTED:
+            Station.objects.filter(pk=station.pk).update(auth_password_pending_hash="")
+            logger.warning("Station %s refused its new password", station.cbid)

@@ -92,6 +92,8 @@ class DaphneServer:
                 "30",
                 "--ping-timeout",
                 "30",
+                "--websocket-max-message-size",
+                "524288",
                 "virta.asgi:application",
             ],
             cwd=PROJECT_DIR,

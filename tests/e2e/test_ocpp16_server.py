@@ -202,11 +202,10 @@ async def test_basic_auth_refuses_a_missing_or_wrong_password(daphne_server):
             pass
 
     reasons = await database_sync_to_async(
-        lambda: list(
-            ConnectionAttempt.objects.filter(cbid="AUTH-1").values_list("reason", flat=True)
-        )
+        lambda: list(ConnectionAttempt.objects.filter(cbid="AUTH-1").values_list("reason", "count"))
     )()
-    assert reasons == [ConnectionAttempt.Reason.BAD_PASSWORD] * 2
+    # Refusals are counted on one row per address, reason, CBID and minute.
+    assert reasons == [(ConnectionAttempt.Reason.BAD_PASSWORD, 2)]
     assert not (await station("AUTH-1")).connected
 
 

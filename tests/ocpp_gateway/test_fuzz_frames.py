@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.identity import SUBPROTOCOLS
+from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 from ocpp_gateway.protocol import StationContext
 from tests.factories import make_cpo, make_station
@@ -109,6 +110,8 @@ async def make_charge_point(version: str):
     )
     wire = Wire()
     charge_point = charge_point_class(version)(context, wire, log=MessageLog(), call_timeout=1)
+    # The fuzzer sends frames far faster than a charger may: the rate limit is tested apart.
+    charge_point.rate_limit = FrameRateLimit(rate=1e6, burst=10**6, strikes=10**6)
     return charge_point, wire
 
 

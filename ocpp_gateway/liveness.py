@@ -1,0 +1,101 @@
+"""Per-process liveness: stations stay "online" only while some process holds them.
+
+A daphne process killed with -9 runs no `disconnect()`: its stations would show online
+forever. Each process therefore registers its live consumers here, and a task per event
+loop (started on the first connect, stopped with the last disconnect) every
+OCPP_LIVENESS_INTERVAL seconds:
+
+1. refreshes `last_seen` of the stations it holds (one UPDATE for all of them), and
+2. marks offline every station still "connected" whose `last_seen` is older than
+   OCPP_LIVENESS_STALE_AFTER intervals: its process stopped refreshing it.
+
+`manage.py sweep_stale_connections` runs the same sweep from cron or at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from stations.services.registration import (
+    stale_cutoff,
+    station_liveness_refresh,
+    station_sweep_stale_connections,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _LoopState:
+    consumers: set = field(default_factory=set)
+    task: asyncio.Task | None = None
+
+
+# One state per event loop: tests run one loop per test; daphne runs one per process.
+_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _state() -> _LoopState:
+    loop = asyncio.get_running_loop()
+    state = _states.get(loop)
+    if state is None:
+        state = _states[loop] = _LoopState()
+    return state
+
+
+def register(consumer) -> None:
+    """A consumer accepted a charger: keep its station fresh from now on."""
+    state = _state()
+    state.consumers.add(consumer)
+    if state.task is None or state.task.done():
+        state.task = asyncio.ensure_future(_run(state))
+
+
+def unregister(consumer) -> None:
+    """The consumer's socket is gone."""
+    state = _state()
+    state.consumers.discard(consumer)
+    if not state.consumers and state.task is not None:
+        state.task.cancel()
+        state.task = None
+
+
+def live_stations() -> dict[int, str]:
+    """station id → channel name of the stations this event loop holds."""
+    state = _state()
+    return {
+        c.charge_point.context.station_id: c.channel_name
+        for c in state.consumers
+        if c.charge_point is not None
+    }
+
+
+async def tick() -> int:
+    """One round: refresh our stations, sweep stale ones; returns how many were swept."""
+    live = live_stations()
+    if live:
+        await database_sync_to_async(station_liveness_refresh)(live=live)
+    return await database_sync_to_async(station_sweep_stale_connections)(
+        stale_before=stale_cutoff()
+    )
+
+
+async def _run(state: _LoopState) -> None:
+    while True:
+        await asyncio.sleep(settings.OCPP_LIVENESS_INTERVAL)
+        try:
+            swept = await tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database may be away: try again next interval.
+            logger.exception("Liveness round failed")
+            continue
+        if swept:
+            logger.warning("Marked %d stale station connection(s) offline", swept)

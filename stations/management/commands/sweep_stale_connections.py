@@ -1,0 +1,36 @@
+"""Mark offline the stations whose daphne process died without a disconnect.
+
+Run from cron, or at start-up before daphne: each live process also sweeps every
+OCPP_LIVENESS_INTERVAL seconds (ocpp_gateway.liveness), so this only matters when no
+gateway process is running at all.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from stations.services.registration import stale_cutoff, station_sweep_stale_connections
+
+
+class Command(BaseCommand):
+    help = "Mark offline the stations still shown connected but not seen for a while."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            help="seconds without last_seen (default: OCPP_LIVENESS_INTERVAL × "
+            "OCPP_LIVENESS_STALE_AFTER)",
+        )
+
+    def handle(self, *args, older_than: float | None, **options) -> None:
+        if older_than is None:
+            cutoff = stale_cutoff()
+        else:
+            cutoff = timezone.now() - timedelta(seconds=older_than)
+        swept = station_sweep_stale_connections(stale_before=cutoff)
+        self.stdout.write(f"Marked {swept} stale station connection(s) offline.")
