@@ -29,6 +29,8 @@ migrate: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
 
 run: migrate
+	@# Nothing is connected before daphne starts: clear what a previous run left "online".
+	DEBUG=1 $(PY) manage.py sweep_stale_connections --older-than 0
 	DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) virta.asgi:application
 
 unit: install

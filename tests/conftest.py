@@ -55,3 +55,22 @@ def _fast_settings(settings):
     # Flush the OCPP message log immediately in tests; tests call flush() anyway.
     settings.OCPP_LOG_FLUSH_INTERVAL = 0.01
     settings.OCPP_CALL_TIMEOUT = 5
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Close stray connections before the test database is dropped.
+
+    Consumers reach the database from asgiref's worker threads (and e2e tests from daphne
+    subprocesses); their connections would make PostgreSQL refuse to drop the database.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

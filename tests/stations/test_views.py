@@ -473,6 +473,21 @@ def test_refused_connections_are_for_superusers_only(client, alice, root):
     assert "Invalid CBID" in response.content.decode()
 
 
+def test_refused_connections_show_how_often_an_address_was_refused(client, root):
+    ConnectionAttempt.objects.create(
+        cbid="SPAM-1",
+        remote_addr="203.0.113.9",
+        reason=ConnectionAttempt.Reason.POOL_FULL,
+        count=280,
+    )
+    client.force_login(root)
+
+    html = client.get(reverse("stations:attempts")).content.decode()
+
+    assert "203.0.113.9" in html
+    assert ">280" in html
+
+
 def test_static_files_are_served_by_the_project(client):
     response = client.get("/static/css/panel.css")
 
