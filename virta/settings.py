@@ -71,12 +71,12 @@ ASGI_APPLICATION = "virta.asgi.application"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-# Connections are opened per request/thread and closed after: with async consumers
-# a persistent connection per worker thread would leak. Pooling is opt-in (psycopg 3
-# pool on PostgreSQL), sized by DATABASE_POOL_MAX_SIZE.
+# No persistent connection per thread (with async consumers one per worker thread would
+# leak). On PostgreSQL a psycopg pool hands connections out instead: without it every
+# database call of a consumer opened a new connection (17 % of a boot storm's CPU).
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=10)
     if _pool_max:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
@@ -105,7 +105,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, but channels-redis
+                # blocks in BZPOPMIN for 5 s: the read timed out and killed the consumer
+                # (and its charger's socket) every few seconds. No read timeout; keepalive
+                # finds dead peers instead.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_keepalive": True}],
+                "capacity": 1000,
+                "expiry": 60,
+            },
         }
     }
 else:
