@@ -95,6 +95,7 @@ class AuditEvent(models.Model):
         STATION_ASSIGNED = "station_assigned", "Station CPO changed"
         STATION_SETTINGS_CHANGED = "station_settings_changed", "Station settings changed"
         COMMAND_REQUESTED = "command_requested", "Command requested"
+        STATION_PASSWORD_ISSUED = "station_password_issued", "Charger password issued"
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(

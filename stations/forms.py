@@ -40,6 +40,14 @@ class StationAddForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     cpo = forms.ModelChoiceField(label="CPO", queryset=Cpo.objects.none(), empty_label=None)
+    generate_password = forms.BooleanField(
+        label="Generate a charger password (OCPP security profile 1)",
+        required=False,
+        help_text=(
+            "The password is shown once. A connected charger is sent it and keeps working; "
+            "an offline one must be given it by hand before it connects again."
+        ),
+    )
 
     def __init__(self, *args, cpos, **kwargs):
         """`cpos`: the CPOs the user may add stations to (Cpo.objects.for_user(..., admin))."""

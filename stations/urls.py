@@ -15,5 +15,6 @@ urlpatterns = [
     path("stations/<int:pk>/settings/", views.station_settings, name="settings"),
     path("stations/<int:pk>/commands/", views.station_command, name="command"),
     path("stations/<int:pk>/live/", views.station_live, name="live"),
+    path("stations/<int:pk>/password/", views.station_password, name="password"),
     path("stations/<int:pk>/log/", views.station_log_page, name="log"),
 ]

@@ -54,6 +54,7 @@ from stations.services.claiming import (
     station_claim,
 )
 from stations.services.commands import command_request, station_command_history, user_may_command
+from stations.services.passwords import station_password_issue
 from stations.services.station_log import message_payload_text, station_log
 from stations.services.station_settings import (
     SettingsError,
@@ -149,9 +150,10 @@ def station_add(request: HttpRequest) -> HttpResponse:
                 detail = ""
             else:
                 detail = " It is offline now; it is accepted when it connects again."
-            messages.success(
-                request, f"Station {station.cbid} was added to {station.cpo.name}.{detail}"
-            )
+            added = f"Station {station.cbid} was added to {station.cpo.name}.{detail}"
+            if form.cleaned_data.get("generate_password") and station.protocol == Protocol.OCPP:
+                return _issue_password(request, station, done=added)
+            messages.success(request, added)
             return redirect("stations:list")
     return render(
         request,
@@ -159,6 +161,34 @@ def station_add(request: HttpRequest) -> HttpResponse:
         {"form": form, "identity_labels": IDENTITY_LABELS},
         status=400 if form.is_bound and form.errors else 200,
     )
+
+
+def _issue_password(request: HttpRequest, station: Station, *, done: str = "") -> HttpResponse:
+    """Issue a charger password and show it once.
+
+    Rendered, not redirected: a one-time secret must not travel through the messages
+    framework (its cookie storage would keep it on the client).
+    """
+    try:
+        issued = station_password_issue(station=station, user=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("stations:detail", pk=station.pk)
+    response = render(
+        request,
+        "stations/station_password.html",
+        {"station": station, "issued": issued, "done": done},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def station_password(request: HttpRequest, pk: int) -> HttpResponse:
+    """Generate a new charger (Basic-auth) password for the station; admins and technicians."""
+    station = get_object_or_404(Station.objects.for_user(request.user), pk=pk)
+    return _issue_password(request, station)
 
 
 @login_required
