@@ -2,7 +2,7 @@
 
 A throw-away PostgreSQL cluster the test creates itself (initdb into a temporary directory,
 its own port and socket directory; never the shared server), migrated, one daphne on it,
-FAULT_CHARGERS chargers (default 200; 500 works given CPU) sending Heartbeat, StartTransaction
+FAULT_CHARGERS chargers (default 500, as issue 7 asks) sending Heartbeat, StartTransaction
 and StopTransaction in a loop while the cluster is restarted. Every StartTransaction or
 StopTransaction answered with a CALLRESULT must be in the database afterwards.
 """
@@ -30,7 +30,7 @@ from tests.e2e.servers import HOST, PROJECT_DIR, DaphneServer, free_port
 pytestmark = [pytest.mark.e2e]
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-CHARGERS = int(os.environ.get("FAULT_CHARGERS", "200"))
+CHARGERS = int(os.environ.get("FAULT_CHARGERS", "500"))
 OUTAGE_SECONDS = 3.0
 
 
