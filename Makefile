@@ -9,7 +9,7 @@ DAPHNE_FLAGS ?= --websocket_timeout -1 --ping-interval 30 --ping-timeout 30 --we
 # Tests run with production-like settings, minus HTTPS redirects.
 TEST_ENV := SECRET_KEY=test-only-secret DEBUG=0 SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
 
-.PHONY: install browser run migrate test unit e2e lint fmt migrations-check bench-smoke clean
+.PHONY: install test-deps run migrate test unit e2e lint fmt migrations-check bench-smoke clean
 
 install: $(VENV)/.installed
 
@@ -19,11 +19,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-# Debian's chromium for the browser tests (a browser download is impossible here).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the end-to-end tests drive: chromium (browser tests; a browser download is
+# impossible here) and haproxy (the reference TLS proxy of deploy/, security profile 2).
+test-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 migrate: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
@@ -36,7 +41,7 @@ run: migrate
 unit: install
 	$(TEST_ENV) $(BIN)/pytest -m "not e2e"
 
-e2e: install browser
+e2e: install test-deps
 	$(TEST_ENV) $(BIN)/pytest -m e2e; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test: unit e2e
