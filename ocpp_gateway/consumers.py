@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from ocpp_gateway import liveness
 from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
+from ocpp_gateway.db import db_call
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from ocpp_gateway.message_log import message_log
@@ -96,7 +96,8 @@ class StationConsumer(AsyncWebsocketConsumer):
             return
         subprotocol, version = negotiated
         try:
-            session = await database_sync_to_async(station_open_session)(
+            session = await db_call(
+                station_open_session,
                 cbid=cbid,
                 version=version,
                 channel_name=self.channel_name,
@@ -157,8 +158,10 @@ class StationConsumer(AsyncWebsocketConsumer):
             return
         liveness.unregister(self)
         self.charge_point.close()
-        await database_sync_to_async(station_close_session)(
-            station_id=self.charge_point.context.station_id, channel_name=self.channel_name
+        await db_call(
+            station_close_session,
+            station_id=self.charge_point.context.station_id,
+            channel_name=self.channel_name,
         )
         await message_log.flush()
         logger.info("Station %s disconnected (code %s)", self.charge_point.context.cbid, code)
@@ -177,8 +180,8 @@ class StationConsumer(AsyncWebsocketConsumer):
         """The station's registration changed (claimed, settings): reload it."""
         if self.charge_point is None:
             return
-        session = await database_sync_to_async(station_session_reload)(
-            station_id=self.charge_point.context.station_id
+        session = await db_call(
+            station_session_reload, station_id=self.charge_point.context.station_id
         )
         context = self.charge_point.context
         context.cpo_id = session.cpo_id
@@ -196,7 +199,8 @@ class StationConsumer(AsyncWebsocketConsumer):
         )
         if task is None:
             # Too much work queued on this connection already: fail it visibly.
-            await database_sync_to_async(command_record_failure)(
+            await db_call(
+                command_record_failure,
                 command_id=command_id,
                 status=Command.Status.ERROR,
                 error="Too many commands are waiting for this station; try again later.",

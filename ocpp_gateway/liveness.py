@@ -19,9 +19,9 @@ import logging
 import weakref
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
+from ocpp_gateway.db import db_call
 from stations.services.registration import (
     stale_cutoff,
     station_liveness_refresh,
@@ -80,10 +80,8 @@ async def tick() -> int:
     """One round: refresh our stations, sweep stale ones; returns how many were swept."""
     live = live_stations()
     if live:
-        await database_sync_to_async(station_liveness_refresh)(live=live)
-    return await database_sync_to_async(station_sweep_stale_connections)(
-        stale_before=stale_cutoff()
-    )
+        await db_call(station_liveness_refresh, live=live)
+    return await db_call(station_sweep_stale_connections, stale_before=stale_cutoff())
 
 
 async def _run(state: _LoopState) -> None:

@@ -13,11 +13,11 @@ import asyncio
 import logging
 from datetime import datetime
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from ocpp_gateway.db import db_call
 from stations.models import OcppMessage, Station
 from stations.services.registration import redact_password
 
@@ -103,7 +103,7 @@ class MessageLog:
                 return
             self._rows, self._seen = [], {}
             try:
-                await database_sync_to_async(_write)(rows, seen)
+                await db_call(_write, rows, seen)
             except (OperationalError, InterfaceError):
                 logger.exception("Writing %d OCPP log rows failed; will retry", len(rows))
                 # Keep them for the next flush (newer rows after them keep their order).
@@ -116,7 +116,7 @@ class MessageLog:
                 # would fail forever and block the log. Write row by row, drop the bad.
                 logger.exception("Writing %d OCPP log rows failed; writing one by one", len(rows))
                 try:
-                    await database_sync_to_async(_write_each)(rows, seen)
+                    await db_call(_write_each, rows, seen)
                 except Exception:
                     logger.exception("Writing OCPP log rows one by one failed; dropped them")
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from channels.db import database_sync_to_async
-
+from ocpp_gateway.db import db_call
 from stations.services.registration import connection_refusal_record
 
 logger = logging.getLogger("ocpp_gateway.refusals")
@@ -31,8 +30,8 @@ async def refuse(scope: dict, *, reason: str, detail: str = "", cbid: str = "") 
         detail,
     )
     try:
-        await database_sync_to_async(connection_refusal_record)(
-            cbid=cbid, remote_addr=addr, reason=reason, detail=detail
+        await db_call(
+            connection_refusal_record, cbid=cbid, remote_addr=addr, reason=reason, detail=detail
         )
     except Exception:
         logger.exception("Could not record the refused handshake")
