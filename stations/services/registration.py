@@ -366,21 +366,25 @@ def stale_cutoff(now: datetime | None = None) -> datetime:
     return now - timedelta(seconds=interval * settings.OCPP_LIVENESS_STALE_AFTER)
 
 
-def station_liveness_refresh(*, live: dict[int, str]) -> None:
+def station_liveness_refresh(*, live: dict[int, str], as_of: datetime | None = None) -> None:
     """A process still holds these stations (id → channel name): they are alive.
 
     One UPDATE per 1,000 stations. A station that a sweep marked offline meanwhile (the
     database was away and `last_seen` aged) is marked connected again, unless another
-    connection took it over.
+    connection took it over. `as_of`: when `live` was taken; a station that went offline
+    after it (its charger disconnected meanwhile, the close ran on another thread) stays
+    offline.
     """
     now = timezone.now()
+    as_of = as_of or now
     ids = list(live)
     with transaction.atomic():
         for start in range(0, len(ids), 1000):
             Station.objects.filter(pk__in=ids[start : start + 1000]).update(last_seen=now)
-        for station_id in Station.objects.filter(
-            pk__in=ids, connected=False, channel_name=""
-        ).values_list("pk", flat=True):
+        swept = Station.objects.filter(pk__in=ids, connected=False, channel_name="").filter(
+            Q(disconnected_at__lt=as_of) | Q(disconnected_at__isnull=True)
+        )
+        for station_id in swept.values_list("pk", flat=True):
             Station.objects.filter(pk=station_id, connected=False, channel_name="").update(
                 connected=True, channel_name=live[station_id]
             )
