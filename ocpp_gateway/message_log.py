@@ -14,7 +14,8 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 
 from ocpp_gateway.db import db_call
@@ -136,15 +137,48 @@ def _write_each(rows: list[OcppMessage], seen: dict[int, datetime]) -> None:
     if dropped:
         logger.error("Dropped %d of %d OCPP log rows", dropped, len(rows))
     with transaction.atomic():
-        for station_id, when in seen.items():
-            Station.objects.filter(pk=station_id).update(last_seen=when)
+        stations_last_seen_set(seen)
 
 
 def _write(rows: list[OcppMessage], seen: dict[int, datetime]) -> None:
     with transaction.atomic():
         OcppMessage.objects.bulk_create(rows, batch_size=500)
-        for station_id, when in seen.items():
-            Station.objects.filter(pk=station_id).update(last_seen=when)
+        stations_last_seen_set(seen)
+
+
+# SQLite's CASE is evaluated branch by branch for every row: keep each statement small.
+SQLITE_LAST_SEEN_CHUNK = 300
+
+
+def stations_last_seen_set(seen: dict[int, datetime]) -> None:
+    """Set each station's `last_seen` (station id → time) in one statement.
+
+    One UPDATE per station seen in a flush interval would be one per connected charger
+    per second at scale. PostgreSQL joins the stations with two arrays; SQLite (tests,
+    development) takes a CASE per few hundred stations.
+    """
+    if not seen:
+        return
+    connection = connections[Station.objects.db]
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Station._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS s SET last_seen = v.last_seen"
+                " FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, last_seen)"
+                " WHERE s.id = v.id",
+                [list(seen), list(seen.values())],
+            )
+        return
+    items = list(seen.items())
+    for start in range(0, len(items), SQLITE_LAST_SEEN_CHUNK):
+        chunk = dict(items[start : start + SQLITE_LAST_SEEN_CHUNK])
+        Station.objects.filter(pk__in=chunk).update(
+            last_seen=Case(
+                *(When(pk=pk, then=Value(when)) for pk, when in chunk.items()),
+                output_field=DateTimeField(),
+            )
+        )
 
 
 message_log = MessageLog()
