@@ -399,8 +399,10 @@ REFUSALS_PER_CBID = frozenset(
 REFUSAL_BUCKET = timedelta(minutes=1)
 
 
-def connection_refusal_record(*, cbid: str, remote_addr: str, reason: str, detail: str) -> None:
-    """Count a refused handshake in the list superusers read.
+def connection_refusal_record(
+    *, cbid: str, remote_addr: str, reason: str, detail: str, count: int = 1
+) -> None:
+    """Count a refused handshake (`count` of them) in the list superusers read.
 
     One row per address, reason (and CBID for password failures) and minute, with a
     count: a spammer costs one UPDATE per attempt, never a growing table.
@@ -416,11 +418,16 @@ def connection_refusal_record(*, cbid: str, remote_addr: str, reason: str, detai
         row = bucket.order_by("-created_at").values_list("pk", flat=True).first()
         if row is not None:
             ConnectionAttempt.objects.filter(pk=row).update(
-                count=F("count") + 1, last_at=now, detail=detail
+                count=F("count") + count, last_at=now, detail=detail
             )
             return
         ConnectionAttempt.objects.create(
-            cbid=cbid, remote_addr=remote_addr, reason=reason, detail=detail, last_at=now
+            cbid=cbid,
+            remote_addr=remote_addr,
+            reason=reason,
+            detail=detail,
+            last_at=now,
+            count=count,
         )
 
 
