@@ -4,8 +4,9 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Daphne: no 24 h socket lifetime; ping idle sockets, drop peers that stop answering.
-DAPHNE_FLAGS ?= --websocket_timeout -1 --ping-interval 30 --ping-timeout 30 --websocket-max-message-size 524288
+# Daphne: no 24 h socket lifetime; ping idle sockets, drop peers that stop answering; give a
+# handshake 60 s (not 5) to be accepted, so a boot storm does not drop chargers mid-handshake.
+DAPHNE_FLAGS ?= --websocket_timeout -1 --websocket_connect_timeout 60 --ping-interval 30 --ping-timeout 30 --websocket-max-message-size 524288
 # Tests run with production-like settings, minus HTTPS redirects.
 TEST_ENV := SECRET_KEY=test-only-secret DEBUG=0 SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
 

@@ -10,9 +10,8 @@ import asyncio
 import logging
 import weakref
 
-from channels.db import database_sync_to_async
-
 from ocpp_gateway.calls import ERROR, interpret_result, kind_for_action
+from ocpp_gateway.db import db_call
 from ocpp_gateway.protocol import CallErrorReceived
 from stations.models import Command
 from stations.services.commands import (
@@ -47,8 +46,8 @@ async def run_command(charge_point, command_id: int) -> None:
     sent = False
     try:
         async with _lock_for(charge_point):
-            to_send = await database_sync_to_async(command_mark_sent)(
-                command_id=command_id, station_id=context.station_id
+            to_send = await db_call(
+                command_mark_sent, command_id=command_id, station_id=context.station_id
             )
             if to_send is None:
                 return
@@ -134,7 +133,7 @@ async def _finish_failure(command_id: int, *, sent: bool) -> None:
 async def _record(service, **kwargs) -> None:
     # Shielded: a disconnect cancels this task, and the outcome must be written anyway.
     try:
-        await asyncio.shield(database_sync_to_async(service)(**kwargs))
+        await asyncio.shield(db_call(service, **kwargs))
     except asyncio.CancelledError:
         raise
     except Exception:

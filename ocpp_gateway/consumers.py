@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from ocpp_gateway import liveness
 from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
+from ocpp_gateway.db import db_call
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from ocpp_gateway.message_log import message_log
@@ -46,6 +46,7 @@ CHANNEL_RETRY_FIRST, CHANNEL_RETRY_MAX = 0.5, 10.0
 class StationConsumer(AsyncWebsocketConsumer):
     charge_point = None
     _raw_channel_receive = None
+    _session_closed = False
 
     # Channels reads channel-layer messages with `self.channel_receive()` in the same loop
     # as the websocket's; one exception there (Redis down) would end the consumer and
@@ -73,6 +74,18 @@ class StationConsumer(AsyncWebsocketConsumer):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, CHANNEL_RETRY_MAX)
 
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # Daphne kills an application that outlives its socket (application close
+            # timeout) without a websocket.disconnect: do what disconnect() would have.
+            if self.charge_point is not None and not self._session_closed:
+                liveness.unregister(self)
+                self.charge_point.close()
+                _close_session_later(self.charge_point.context.station_id, self.channel_name)
+            raise
+
     async def connect(self) -> None:
         raw_cbid = self.scope["url_route"]["kwargs"].get("cbid", "")
         try:
@@ -95,8 +108,9 @@ class StationConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         subprotocol, version = negotiated
-        try:
-            session = await database_sync_to_async(station_open_session)(
+        opening = asyncio.ensure_future(
+            db_call(
+                station_open_session,
                 cbid=cbid,
                 version=version,
                 channel_name=self.channel_name,
@@ -104,6 +118,15 @@ class StationConsumer(AsyncWebsocketConsumer):
                 secure=connection_is_secure(self.scope),
                 remote_addr=remote_addr(self.scope),
             )
+        )
+        try:
+            session = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # Daphne gave up on the handshake (connect timeout, then close timeout) while
+            # the session was being opened. The call finishes anyway: close the session
+            # then, or the station shows online with a channel nobody listens on.
+            opening.add_done_callback(self._close_abandoned_session)
+            raise
         except ConnectionRefused as exc:
             await refuse(self.scope, reason=exc.reason, detail=exc.detail, cbid=exc.cbid or cbid)
             await self.close()
@@ -157,11 +180,19 @@ class StationConsumer(AsyncWebsocketConsumer):
             return
         liveness.unregister(self)
         self.charge_point.close()
-        await database_sync_to_async(station_close_session)(
-            station_id=self.charge_point.context.station_id, channel_name=self.channel_name
+        await db_call(
+            station_close_session,
+            station_id=self.charge_point.context.station_id,
+            channel_name=self.channel_name,
         )
+        self._session_closed = True
         await message_log.flush()
         logger.info("Station %s disconnected (code %s)", self.charge_point.context.cbid, code)
+
+    def _close_abandoned_session(self, opening: asyncio.Future) -> None:
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        _close_session_later(opening.result().station_id, self.channel_name)
 
     # ---- channel-layer events ---------------------------------------------------------
 
@@ -177,8 +208,8 @@ class StationConsumer(AsyncWebsocketConsumer):
         """The station's registration changed (claimed, settings): reload it."""
         if self.charge_point is None:
             return
-        session = await database_sync_to_async(station_session_reload)(
-            station_id=self.charge_point.context.station_id
+        session = await db_call(
+            station_session_reload, station_id=self.charge_point.context.station_id
         )
         context = self.charge_point.context
         context.cpo_id = session.cpo_id
@@ -196,7 +227,8 @@ class StationConsumer(AsyncWebsocketConsumer):
         )
         if task is None:
             # Too much work queued on this connection already: fail it visibly.
-            await database_sync_to_async(command_record_failure)(
+            await db_call(
+                command_record_failure,
                 command_id=command_id,
                 status=Command.Status.ERROR,
                 error="Too many commands are waiting for this station; try again later.",
@@ -224,6 +256,29 @@ class StationConsumer(AsyncWebsocketConsumer):
         )
         self.charge_point.stop_reading()
         await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+
+
+# Sessions being closed for consumers that are gone: referenced until done.
+_closing_tasks: set[asyncio.Task] = set()
+
+
+def _close_session_later(station_id: int, channel_name: str) -> None:
+    """Mark the station offline in the background: its consumer is gone (cancelled)."""
+
+    async def close() -> None:
+        try:
+            if await db_call(
+                station_close_session, station_id=station_id, channel_name=channel_name
+            ):
+                logger.warning(
+                    "Closed the session of station %s left by a dropped socket", station_id
+                )
+        except Exception:
+            logger.exception("Could not close the session of station %s", station_id)
+
+    task = asyncio.ensure_future(close())
+    _closing_tasks.add(task)
+    task.add_done_callback(_closing_tasks.discard)
 
 
 def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:

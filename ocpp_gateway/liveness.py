@@ -19,9 +19,10 @@ import logging
 import weakref
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import timezone
 
+from ocpp_gateway.db import db_call
 from stations.services.registration import (
     stale_cutoff,
     station_liveness_refresh,
@@ -78,12 +79,12 @@ def live_stations() -> dict[int, str]:
 
 async def tick() -> int:
     """One round: refresh our stations, sweep stale ones; returns how many were swept."""
-    live = live_stations()
+    live, as_of = live_stations(), timezone.now()
     if live:
-        await database_sync_to_async(station_liveness_refresh)(live=live)
-    return await database_sync_to_async(station_sweep_stale_connections)(
-        stale_before=stale_cutoff()
-    )
+        # Disconnects now close sessions on other threads, maybe before this runs: `as_of`
+        # keeps the refresh from bringing those stations back online.
+        await db_call(station_liveness_refresh, live=live, as_of=as_of)
+    return await db_call(station_sweep_stale_connections, stale_before=stale_cutoff())
 
 
 async def _run(state: _LoopState) -> None:

@@ -1,16 +1,24 @@
 """Refused handshakes: logged for operators and recorded for superusers.
 
 Daphne answers every refused handshake with HTTP 403 whatever the reason, so the reason
-only shows here.
+only shows here. A storm of refusals (wrong URL, full pool, rate limits) must not keep the
+database threads from real chargers: per address and reason, the first refusal of a second
+is written at once and the rest of that second in one write when it ends. Password
+failures (and plain-ws attempts) are written at once: the brute-force lockout counts them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
+from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
+from django.db import transaction
 
-from stations.services.registration import connection_refusal_record
+from ocpp_gateway.db import db_call
+from stations.services.registration import REFUSALS_PER_CBID, connection_refusal_record
 
 logger = logging.getLogger("ocpp_gateway.refusals")
 
@@ -31,8 +39,108 @@ async def refuse(scope: dict, *, reason: str, detail: str = "", cbid: str = "") 
         detail,
     )
     try:
-        await database_sync_to_async(connection_refusal_record)(
-            cbid=cbid, remote_addr=addr, reason=reason, detail=detail
-        )
+        await refusal_log.record(cbid=cbid, remote_addr=addr, reason=reason, detail=detail)
     except Exception:
         logger.exception("Could not record the refused handshake")
+
+
+# Seconds over which refusals of one address and reason are added up before writing.
+COALESCE_SECONDS = 1.0
+# Distinct (address, reason) pairs waiting at most; beyond, refusals are only logged.
+MAX_PENDING = 10_000
+
+
+@dataclass
+class _Pending:
+    cbid: str
+    detail: str
+    count: int = 1
+
+
+class RefusalLog:
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._written: dict[tuple[str, str], float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def forget(self) -> None:
+        """Drop what waits to be written (tests: a database and an event loop per test)."""
+        self._pending.clear()
+        self._written.clear()
+        self._loop = self._timer = None
+
+    async def record(self, *, cbid: str, remote_addr: str, reason: str, detail: str) -> None:
+        if reason in REFUSALS_PER_CBID:
+            await db_call(
+                connection_refusal_record,
+                cbid=cbid,
+                remote_addr=remote_addr,
+                reason=reason,
+                detail=detail,
+            )
+            return
+        key = (remote_addr, reason)
+        pending = self._pending.get(key)
+        if pending is not None:
+            pending.count += 1
+            pending.cbid, pending.detail = cbid, detail
+            return
+        now = time.monotonic()
+        if now - self._written.get(key, -math.inf) >= COALESCE_SECONDS:
+            self._written[key] = now
+            await db_call(
+                connection_refusal_record,
+                cbid=cbid,
+                remote_addr=remote_addr,
+                reason=reason,
+                detail=detail,
+            )
+            return
+        if len(self._pending) >= MAX_PENDING:
+            return  # Logged by refuse() all the same.
+        self._pending[key] = _Pending(cbid=cbid, detail=detail)
+        self._arm()
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A new event loop (tests run one per test): forget the old loop's timer.
+            self._loop, self._timer = loop, None
+        if self._timer is None:
+            self._timer = loop.call_later(COALESCE_SECONDS, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        """Write the refusals added up so far."""
+        pending, self._pending = self._pending, {}
+        now = time.monotonic()
+        self._written = {k: t for k, t in self._written.items() if now - t < COALESCE_SECONDS}
+        self._written.update(dict.fromkeys(pending, now))
+        if not pending:
+            return
+        try:
+            await db_call(_write, pending)
+        except Exception:
+            logger.exception("Could not record %d kinds of refused handshakes", len(pending))
+
+
+def _write(pending: dict[tuple[str, str], _Pending]) -> None:
+    with transaction.atomic():
+        for (remote_addr, reason), refused in pending.items():
+            connection_refusal_record(
+                cbid=refused.cbid,
+                remote_addr=remote_addr,
+                reason=reason,
+                detail=refused.detail,
+                count=refused.count,
+            )
+
+
+refusal_log = RefusalLog()

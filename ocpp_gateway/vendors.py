@@ -7,7 +7,7 @@ registers a handler for its vendorId (case-insensitive, as OCPP's CiString is):
     def acme(request: DataTransferRequest) -> DataTransferResult:
         ...
 
-Sync handlers may use the ORM (they run through `database_sync_to_async`); async ones
+Sync handlers may use the ORM (they run on the database threads, `ocpp_gateway.db`); async ones
 are awaited. A handler that raises is answered with CALLERROR InternalError.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from channels.db import database_sync_to_async
+from ocpp_gateway.db import db_call
 
 
 @dataclass
@@ -70,4 +70,4 @@ async def data_transfer_dispatch(request: DataTransferRequest) -> DataTransferRe
         return DataTransferResult(status="UnknownVendorId")
     if inspect.iscoroutinefunction(handler):
         return await handler(request)
-    return await database_sync_to_async(handler)(request)
+    return await db_call(handler, request)

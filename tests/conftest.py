@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from cpo.models import Membership
+from ocpp_gateway.refusals import refusal_log
 from tests.factories import make_cpo, make_member, make_user
 
 
@@ -55,6 +56,13 @@ def _fast_settings(settings):
     # Flush the OCPP message log immediately in tests; tests call flush() anyway.
     settings.OCPP_LOG_FLUSH_INTERVAL = 0.01
     settings.OCPP_CALL_TIMEOUT = 5
+
+
+@pytest.fixture(autouse=True)
+def _fresh_refusal_log():
+    # Refusals added up in one test must not be written into the next one's database.
+    yield
+    refusal_log.forget()
 
 
 @pytest.fixture(scope="session")

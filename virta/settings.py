@@ -97,6 +97,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": os.path.join(_test_dir, f"virta-test-{os.getpid()}.sqlite3")
     }
 
+# Threads on which the OCPP gateway runs its database calls in parallel (ocpp_gateway/db.py):
+# by default as many as the PostgreSQL pool holds connections, so none waits for one.
+OCPP_DB_THREADS = env.int(
+    "OCPP_DB_THREADS",
+    default=(DATABASES["default"].get("OPTIONS", {}).get("pool") or {}).get("max_size", 10),
+)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer --------------------------------------------------------------

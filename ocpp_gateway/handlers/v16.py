@@ -11,12 +11,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result, datatypes
 from ocpp.v16.enums import Action, DataTransferStatus
 
+from ocpp_gateway.db import db_call
 from ocpp_gateway.errors import CallErrorReply
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
@@ -74,9 +74,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             meter_type=kwargs.get("meter_type", ""),
             meter_serial_number=kwargs.get("meter_serial_number", ""),
         )
-        decision = await database_sync_to_async(station_boot)(
-            station_id=self.context.station_id, info=info
-        )
+        decision = await db_call(station_boot, station_id=self.context.station_id, info=info)
         self.context.registration_status = decision.status
         return call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
@@ -94,7 +92,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Connector 0 is the station itself; other connectors are created on first report."""
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         timestamp = kwargs.get("timestamp")
-        await database_sync_to_async(connector_status_set)(
+        await db_call(
+            connector_status_set,
             station_id=self.context.station_id,
             connector_id=connector_id,
             status=status,
@@ -109,9 +108,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **kwargs) -> call_result.Authorize:
         """Accepted for the CPO's valid tags or at a free-usage station; a business 'no' else."""
-        info = await database_sync_to_async(id_tag_authorize)(
-            station_id=self.context.station_id, id_tag=id_tag
-        )
+        info = await db_call(id_tag_authorize, station_id=self.context.station_id, id_tag=id_tag)
         return call_result.Authorize(id_tag_info=_id_tag_info(info))
 
     @on(Action.start_transaction)
@@ -124,7 +121,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         reservation_id = kwargs.get("reservation_id")
         if reservation_id is not None:
             self._check_range("reservationId", reservation_id, -(2**31), 2**31 - 1)
-        tx, info = await database_sync_to_async(transaction_start)(
+        tx, info = await db_call(
+            transaction_start,
             station_id=self.context.station_id,
             connector_id=connector_id,
             id_tag=id_tag,
@@ -141,7 +139,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Close the transaction, keep its transactionData; an unknown id is recorded too."""
         self._check_range("meterStop", meter_stop, -BIGINT_MAX, BIGINT_MAX)
         samples = self._samples("transactionData", kwargs.get("transaction_data") or [])
-        info = await database_sync_to_async(transaction_stop)(
+        info = await db_call(
+            transaction_stop,
             station_id=self.context.station_id,
             transaction_id=transaction_id,
             meter_stop=meter_stop,
@@ -161,7 +160,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Keep every sampled value, linked to its transaction when the station knows it."""
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         samples = self._samples("meterValue", meter_value)
-        await database_sync_to_async(meter_values_store)(
+        await db_call(
+            meter_values_store,
             station_id=self.context.station_id,
             samples=samples,
             transaction_id=kwargs.get("transaction_id"),

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint as LibraryChargePoint
 from ocpp.v201.enums import Action
 
+from ocpp_gateway.db import db_call
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
 from stations.services.charging import IdTagInfo, connector_status_set, meter_values_store
@@ -87,9 +87,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             imsi=modem.get("imsi", ""),
             reason=reason,
         )
-        decision = await database_sync_to_async(station_boot)(
-            station_id=self.context.station_id, info=info
-        )
+        decision = await db_call(station_boot, station_id=self.context.station_id, info=info)
         self.context.registration_status = decision.status
         return self._call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
@@ -105,7 +103,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **kwargs
     ):
         """A connector of an EVSE changed state (Available, Occupied, Faulted…)."""
-        await database_sync_to_async(connector_status_set)(
+        await db_call(
+            connector_status_set,
             station_id=self.context.station_id,
             evse_id=evse_id,
             connector_id=connector_id,
@@ -117,7 +116,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.authorize)
     async def on_authorize(self, id_token: dict, **kwargs):
         """Judge an idToken by its value and its type."""
-        info = await database_sync_to_async(id_token_authorize)(
+        info = await db_call(
+            id_token_authorize,
             station_id=self.context.station_id,
             id_token=id_token.get("id_token", ""),
             token_type=id_token.get("type", ""),
@@ -154,8 +154,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             reservation_id=kwargs.get("reservation_id"),
             samples=meter_samples_from_ocpp(kwargs.get("meter_value")),
         )
-        result = await database_sync_to_async(transaction_event_record)(
-            station_id=self.context.station_id, event=event
+        result = await db_call(
+            transaction_event_record, station_id=self.context.station_id, event=event
         )
         if result.id_token_info is None:
             return self._call_result.TransactionEvent()
@@ -164,7 +164,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id: int, meter_value: list, **kwargs):
         """Values outside a transaction (2.x sends in-session values in TransactionEvent)."""
-        await database_sync_to_async(meter_values_store)(
+        await db_call(
+            meter_values_store,
             station_id=self.context.station_id,
             samples=meter_samples_from_ocpp(meter_value),
             evse_id=evse_id,
@@ -174,8 +175,10 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.notify_report)
     async def on_notify_report(self, request_id: int, seq_no: int, **kwargs):
         """One part of a GetBaseReport answer: its variables become StationVariable rows."""
-        stored = await database_sync_to_async(device_model_store_report)(
-            station_id=self.context.station_id, report_data=kwargs.get("report_data")
+        stored = await db_call(
+            device_model_store_report,
+            station_id=self.context.station_id,
+            report_data=kwargs.get("report_data"),
         )
         logger.info(
             "%s: report %s part %s stored %s variables%s",
@@ -190,8 +193,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.notify_event)
     async def on_notify_event(self, seq_no: int, event_data: list, **kwargs):
         """Monitored variables changed: bring their Actual values up to date."""
-        await database_sync_to_async(device_model_store_events)(
-            station_id=self.context.station_id, event_data=event_data
+        await db_call(
+            device_model_store_events, station_id=self.context.station_id, event_data=event_data
         )
         return self._call_result.NotifyEvent()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ocpp_gateway.auth import (
@@ -104,7 +107,13 @@ def station_open_session(
         if not settings.OCPP_ALLOW_UNKNOWN_STATIONS:
             raise ConnectionRefused(ConnectionAttempt.Reason.UNKNOWN_CBID, "unknown CBID")
         _check_pool_limits(remote_addr=remote_addr, now=now)
-        station = _station_create_in_pool(cbid=cbid, now=now, remote_addr=remote_addr)
+        station = _station_create_in_pool(
+            cbid=cbid, now=now, remote_addr=remote_addr, version=version, channel_name=channel_name
+        )
+        if station.channel_name == channel_name:
+            # Created connected by this very call: a new station has no password and no
+            # older connection. One INSERT did it all.
+            return _session_of(station)
 
     _check_credentials(
         station,
@@ -115,28 +124,36 @@ def station_open_session(
         remote_addr=remote_addr,
         now=now,
     )
+    replaced = _session_take_over(station, version=version, channel_name=channel_name, now=now)
+    return _session_of(station, replaced_channel=replaced if replaced != channel_name else "")
 
-    with transaction.atomic():
-        station = Station.objects.select_for_update().get(pk=station.pk)
+
+def _session_take_over(station: Station, *, version: str, channel_name: str, now: datetime) -> str:
+    """Make `channel_name` the station's connection; returns the one it replaces ("" if none).
+
+    One conditional UPDATE instead of a locked read and a save: it applies only if nobody
+    changed the connection since `station` was read; otherwise read again and retry.
+    """
+    while True:
         replaced = station.channel_name if station.connected else ""
-        station.connected = True
-        station.connected_at = now
-        station.last_seen = now
-        station.channel_name = channel_name
-        station.ocpp_version = version
-        if station.first_connected_at is None:
-            station.first_connected_at = now
-        station.save(
-            update_fields=[
-                "connected",
-                "connected_at",
-                "last_seen",
-                "channel_name",
-                "ocpp_version",
-                "first_connected_at",
-                "updated_at",
-            ]
+        updated = Station.objects.filter(
+            pk=station.pk, connected=station.connected, channel_name=station.channel_name
+        ).update(
+            connected=True,
+            connected_at=now,
+            last_seen=now,
+            channel_name=channel_name,
+            ocpp_version=version,
+            first_connected_at=Coalesce(F("first_connected_at"), Value(now)),
+            updated_at=now,
         )
+        if updated:
+            return replaced
+        # Another connection of the same station came or went meanwhile.
+        station = Station.objects.get(pk=station.pk)
+
+
+def _session_of(station: Station, *, replaced_channel: str = "") -> StationSession:
     return StationSession(
         station_id=station.pk,
         cbid=station.cbid,
@@ -144,7 +161,7 @@ def station_open_session(
         registration_status=station.registration_status,
         lenient=station.lenient_validation,
         free_usage=station.free_usage,
-        replaced_channel=replaced if replaced != channel_name else "",
+        replaced_channel=replaced_channel,
     )
 
 
@@ -166,13 +183,47 @@ def _check_pool_limits(*, remote_addr: str, now: datetime) -> None:
                 f"{created} new stations from this address in the last hour",
             )
     pool_max = settings.OCPP_POOL_MAX_SIZE
-    if pool_max and Station.objects.in_pool().count() >= pool_max:
+    if pool_max and _pool_size(pool_max) >= pool_max:
         raise ConnectionRefused(
             ConnectionAttempt.Reason.POOL_FULL, f"the pool holds {pool_max} stations or more"
         )
 
 
-def _station_create_in_pool(*, cbid: str, now: datetime, remote_addr: str = "") -> Station:
+# Counting the pool is O(pool): a process counts it at most every POOL_COUNT_TTL seconds
+# and adds what it creates itself, and counts exactly every time once that estimate is
+# within POOL_EXACT_MARGIN (a tenth of the limit, at least 10) of the limit. Between two
+# counts only other processes' creations go unseen, far fewer than the margin (each address
+# creates at most OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR).
+POOL_COUNT_TTL = 10.0
+_pool_lock = threading.Lock()
+_pool_estimate: dict[str, float | int | None] = {"count": None, "at": 0.0}
+
+
+def _pool_size(pool_max: int) -> int:
+    margin = max(pool_max // 10, 10)
+    with _pool_lock:
+        count, at = _pool_estimate["count"], _pool_estimate["at"]
+    if count is None or time.monotonic() - at > POOL_COUNT_TTL or count >= pool_max - margin:
+        count = Station.objects.in_pool().count()
+        with _pool_lock:
+            _pool_estimate.update(count=count, at=time.monotonic())
+    return count
+
+
+def _pool_grew() -> None:
+    with _pool_lock:
+        if _pool_estimate["count"] is not None:
+            _pool_estimate["count"] += 1
+
+
+def _station_create_in_pool(
+    *, cbid: str, now: datetime, remote_addr: str, version: str, channel_name: str
+) -> Station:
+    """A new pool station, created already connected on `channel_name`.
+
+    If another connection of the same CBID created it a moment ago, that station is
+    returned as it is (its channel is not ours).
+    """
     try:
         with transaction.atomic():
             station = Station.objects.create(
@@ -181,10 +232,16 @@ def _station_create_in_pool(*, cbid: str, now: datetime, remote_addr: str = "") 
                 name=pool_station_name(timezone.localtime(now)),
                 registration_status=RegistrationStatus.PENDING,
                 created_from_addr=remote_addr[:64],
+                connected=True,
+                connected_at=now,
+                first_connected_at=now,
+                last_seen=now,
+                channel_name=channel_name,
+                ocpp_version=version,
             )
     except IntegrityError:
-        # Another connection of the same CBID created it a moment ago.
         return Station.objects.by_cbid(cbid).get()
+    _pool_grew()
     logger.info("New station %s landed in the pool", cbid)
     return station
 
@@ -304,18 +361,29 @@ def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
     persisted: chargers do not boot again after a mere reconnect.
     """
     now = timezone.now()
-    with transaction.atomic():
-        station = Station.objects.select_for_update().get(pk=station_id)
-        for field, value in vars(info).items():
-            target = "boot_reason" if field == "reason" else field
-            setattr(station, target, (value or "")[:REPORTED_FIELD_MAX])
-        station.last_boot_at = now
-        if station.cpo_id is not None:
-            status = RegistrationStatus.ACCEPTED
-        else:
-            status = settings.OCPP_POOL_BOOT_STATUS
-        station.registration_status = status
-        station.save()
+    reported = {
+        ("boot_reason" if field == "reason" else field): (value or "")[:REPORTED_FIELD_MAX]
+        for field, value in vars(info).items()
+    }
+    station = Station.objects.filter(pk=station_id)
+    # One UPDATE each (no locked read, no save of every column); whether the station has
+    # a CPO is decided by the UPDATE itself, so a claim at the same moment cannot slip in.
+    if station.filter(cpo__isnull=False).update(
+        registration_status=RegistrationStatus.ACCEPTED,
+        last_boot_at=now,
+        updated_at=now,
+        **reported,
+    ):
+        status = RegistrationStatus.ACCEPTED
+    elif station.filter(cpo__isnull=True).update(
+        registration_status=settings.OCPP_POOL_BOOT_STATUS,
+        last_boot_at=now,
+        updated_at=now,
+        **reported,
+    ):
+        status = settings.OCPP_POOL_BOOT_STATUS
+    else:
+        raise Station.DoesNotExist(f"No station {station_id}")
     if status == RegistrationStatus.ACCEPTED:
         interval = settings.OCPP_HEARTBEAT_INTERVAL
     else:
@@ -331,8 +399,10 @@ REFUSALS_PER_CBID = frozenset(
 REFUSAL_BUCKET = timedelta(minutes=1)
 
 
-def connection_refusal_record(*, cbid: str, remote_addr: str, reason: str, detail: str) -> None:
-    """Count a refused handshake in the list superusers read.
+def connection_refusal_record(
+    *, cbid: str, remote_addr: str, reason: str, detail: str, count: int = 1
+) -> None:
+    """Count a refused handshake (`count` of them) in the list superusers read.
 
     One row per address, reason (and CBID for password failures) and minute, with a
     count: a spammer costs one UPDATE per attempt, never a growing table.
@@ -348,11 +418,16 @@ def connection_refusal_record(*, cbid: str, remote_addr: str, reason: str, detai
         row = bucket.order_by("-created_at").values_list("pk", flat=True).first()
         if row is not None:
             ConnectionAttempt.objects.filter(pk=row).update(
-                count=F("count") + 1, last_at=now, detail=detail
+                count=F("count") + count, last_at=now, detail=detail
             )
             return
         ConnectionAttempt.objects.create(
-            cbid=cbid, remote_addr=remote_addr, reason=reason, detail=detail, last_at=now
+            cbid=cbid,
+            remote_addr=remote_addr,
+            reason=reason,
+            detail=detail,
+            last_at=now,
+            count=count,
         )
 
 
@@ -366,21 +441,25 @@ def stale_cutoff(now: datetime | None = None) -> datetime:
     return now - timedelta(seconds=interval * settings.OCPP_LIVENESS_STALE_AFTER)
 
 
-def station_liveness_refresh(*, live: dict[int, str]) -> None:
+def station_liveness_refresh(*, live: dict[int, str], as_of: datetime | None = None) -> None:
     """A process still holds these stations (id → channel name): they are alive.
 
     One UPDATE per 1,000 stations. A station that a sweep marked offline meanwhile (the
     database was away and `last_seen` aged) is marked connected again, unless another
-    connection took it over.
+    connection took it over. `as_of`: when `live` was taken; a station that went offline
+    after it (its charger disconnected meanwhile, the close ran on another thread) stays
+    offline.
     """
     now = timezone.now()
+    as_of = as_of or now
     ids = list(live)
     with transaction.atomic():
         for start in range(0, len(ids), 1000):
             Station.objects.filter(pk__in=ids[start : start + 1000]).update(last_seen=now)
-        for station_id in Station.objects.filter(
-            pk__in=ids, connected=False, channel_name=""
-        ).values_list("pk", flat=True):
+        swept = Station.objects.filter(pk__in=ids, connected=False, channel_name="").filter(
+            Q(disconnected_at__lt=as_of) | Q(disconnected_at__isnull=True)
+        )
+        for station_id in swept.values_list("pk", flat=True):
             Station.objects.filter(pk=station_id, connected=False, channel_name="").update(
                 connected=True, channel_name=live[station_id]
             )

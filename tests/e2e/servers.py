@@ -85,9 +85,11 @@ class DaphneServer:
                 HOST,
                 "-p",
                 str(self.port),
-                # As in production: no 24 h socket lifetime, pings to drop dead peers.
+                # As in production: no 24 h socket lifetime, 60 s handshakes, pings.
                 "--websocket_timeout",
                 "-1",
+                "--websocket_connect_timeout",
+                "60",
                 "--ping-interval",
                 "30",
                 "--ping-timeout",

@@ -12,7 +12,9 @@ from django.db.models import Sum
 
 from ocpp_gateway.auth import hash_password
 from ocpp_gateway.limits import FrameRateLimit, TokenBucket
+from ocpp_gateway.refusals import RefusalLog, refusal_log, refuse
 from stations.models import ConnectionAttempt, Station
+from stations.services.registration import connection_refusal_record
 from tests.factories import make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -91,6 +93,7 @@ async def test_random_cbids_from_one_address_fill_neither_pool_nor_database(sett
     ]
     assert results.count(True) == 20
     assert await Station.objects.acount() == 20
+    await refusal_log.flush()  # Refusals of the last second are added up in memory.
     rows, counted = await database_sync_to_async(refusals)("rate_limited")
     assert counted == 280
     assert rows <= 2  # one row per minute, however many attempts
@@ -122,8 +125,39 @@ async def test_refusals_from_one_address_are_aggregated_per_minute(settings):
     settings.OCPP_ALLOW_UNKNOWN_STATIONS = False
     for i in range(50):
         await connect_and_leave(ATTACKER, f"UNKNOWN-{i}")
+    await refusal_log.flush()
     rows, counted = await database_sync_to_async(refusals)("unknown_cbid")
     assert (rows, counted) == (1, 50)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_storm_of_refusals_costs_one_write_per_second(monkeypatch):
+    writes = []
+
+    def counting(**kwargs):
+        writes.append(kwargs)
+        connection_refusal_record(**kwargs)
+
+    monkeypatch.setattr("ocpp_gateway.refusals.connection_refusal_record", counting)
+    log = RefusalLog()  # nothing written in the last second
+    monkeypatch.setattr("ocpp_gateway.refusals.refusal_log", log)
+    scope = {"client": (ATTACKER, 40000), "path": "/ocpp/x"}
+    for i in range(100):
+        await refuse(scope, reason="unknown_cbid", cbid=f"UNKNOWN-{i}")
+    assert len(writes) == 1  # the first at once; the others wait for the second to end
+    await log.flush()
+    assert len(writes) == 2
+    rows, counted = await database_sync_to_async(refusals)("unknown_cbid")
+    assert (rows, counted) == (1, 100)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_password_failures_are_written_at_once(monkeypatch):
+    scope = {"client": (ATTACKER, 40000), "path": "/ocpp/CP-1"}
+    for _ in range(3):
+        await refuse(scope, reason="bad_password", cbid="CP-1", detail="wrong password")
+    rows, counted = await database_sync_to_async(refusals)("bad_password")
+    assert counted == 3
 
 
 # ---- brute force -------------------------------------------------------------------------

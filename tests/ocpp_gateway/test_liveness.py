@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ocpp_gateway import liveness
 from stations.models import Station
+from stations.services import registration
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -104,3 +105,13 @@ def test_the_management_command_takes_its_own_age():
     make_station("CP-RECENT", connected=True, channel_name="x!1", last_seen=timezone.now())
     call_command("sweep_stale_connections", "--older-than", "0", stdout=StringIO())
     assert not Station.objects.online().exists()
+
+
+def test_a_refresh_does_not_revive_a_station_that_disconnected_after_the_snapshot():
+    # The tick took its snapshot; the charger disconnected and its close ran first.
+    as_of = timezone.now()
+    station = make_station("CP-LEFT", connected=False, channel_name="")
+    Station.objects.filter(pk=station.pk).update(disconnected_at=timezone.now())
+    registration.station_liveness_refresh(live={station.pk: "old!1"}, as_of=as_of)
+    station.refresh_from_db()
+    assert (station.connected, station.channel_name) == (False, "")
