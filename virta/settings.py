@@ -98,11 +98,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 # Threads on which the OCPP gateway runs its database calls in parallel (ocpp_gateway/db.py):
-# by default as many as the PostgreSQL pool holds connections, so none waits for one.
-OCPP_DB_THREADS = env.int(
-    "OCPP_DB_THREADS",
-    default=(DATABASES["default"].get("OPTIONS", {}).get("pool") or {}).get("max_size", 10),
-)
+# by default two fewer than the PostgreSQL pool holds, so that panel requests in the same
+# process still find a connection during a charger storm.
+_db_pool_size = (DATABASES["default"].get("OPTIONS", {}).get("pool") or {}).get("max_size", 10)
+OCPP_DB_THREADS = env.int("OCPP_DB_THREADS", default=max(2, _db_pool_size - 2))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
