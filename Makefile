@@ -47,6 +47,10 @@ e2e: install test-deps
 
 test: unit e2e
 
+# A 100-charger, few-second run of bench/ (the full runs: bench/README.md).
+bench-smoke: install
+	$(TEST_ENV) $(BIN)/pytest -m e2e tests/e2e/test_bench_smoke.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
