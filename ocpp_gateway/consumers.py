@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -85,6 +86,17 @@ class StationConsumer(AsyncWebsocketConsumer):
                 self.charge_point.close()
                 _close_session_later(self.charge_point.context.station_id, self.channel_name)
             raise
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels' own dispatch first runs close_old_connections through sync_to_async,
+        # on the process's one thread-sensitive thread: a thread hop per frame, which
+        # serialised every charger of the process behind that thread. This consumer never
+        # touches the database on the event loop; `db_call` manages connections on the
+        # database threads, before and after each call.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         raw_cbid = self.scope["url_route"]["kwargs"].get("cbid", "")

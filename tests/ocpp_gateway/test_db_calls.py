@@ -70,3 +70,19 @@ async def test_two_chargers_boot_at_the_same_time(monkeypatch):
     for charger in chargers:
         await charger.close()
     assert [reply[2]["status"] for reply in replies] == ["Accepted", "Accepted"]
+
+
+async def test_frames_do_not_hop_to_the_sync_thread(monkeypatch):
+    """Channels' dispatch would run close_old_connections on its one sync thread per frame."""
+    hops = []
+
+    async def counted() -> None:
+        hops.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counted)
+    charger = open_charger("CP-NO-HOP")
+    assert await charger.connect()
+    await charger.boot()
+    await charger.call("Heartbeat", {})
+    await charger.close()
+    assert hops == []
