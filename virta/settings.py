@@ -208,6 +208,9 @@ OCPP_CALL_TIMEOUT = env.int("OCPP_CALL_TIMEOUT", default=30)
 # (--ping-interval, --ping-timeout, --websocket_timeout -1).
 # The message log and last_seen are written in batches, at most this many seconds late.
 OCPP_LOG_FLUSH_INTERVAL = env.float("OCPP_LOG_FLUSH_INTERVAL", default=1.0)
+# StatusNotification and MeterValues of all chargers are written in shared transactions
+# (ocpp_gateway/group_commit.py); an idle writer waits this many seconds for company.
+OCPP_GROUP_COMMIT_WAIT = env.float("OCPP_GROUP_COMMIT_WAIT", default=0.005)
 # Days of OCPP message log kept by `manage.py prune_ocpp_log`.
 OCPP_LOG_RETENTION_DAYS = env.int("OCPP_LOG_RETENTION_DAYS", default=30)
 

@@ -18,16 +18,17 @@ from ocpp.v16.enums import Action, DataTransferStatus
 
 from ocpp_gateway.db import db_call
 from ocpp_gateway.errors import CallErrorReply
+from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from stations.services.charging import (
     BIGINT_MAX,
     IdTagInfo,
+    MeterReading,
     MeterSample,
-    connector_status_set,
+    StatusReport,
     id_tag_authorize,
-    meter_values_store,
     transaction_start,
     transaction_stop,
 )
@@ -92,16 +93,17 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Connector 0 is the station itself; other connectors are created on first report."""
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         timestamp = kwargs.get("timestamp")
-        await db_call(
-            connector_status_set,
-            station_id=self.context.station_id,
-            connector_id=connector_id,
-            status=status,
-            error_code=error_code,
-            info=kwargs.get("info") or "",
-            vendor_id=kwargs.get("vendor_id") or "",
-            vendor_error_code=kwargs.get("vendor_error_code") or "",
-            timestamp=self._time("timestamp", timestamp) if timestamp is not None else None,
+        await charging_writes.submit(
+            StatusReport(
+                station_id=self.context.station_id,
+                connector_id=connector_id,
+                status=status,
+                error_code=error_code,
+                info=kwargs.get("info") or "",
+                vendor_id=kwargs.get("vendor_id") or "",
+                vendor_error_code=kwargs.get("vendor_error_code") or "",
+                timestamp=self._time("timestamp", timestamp) if timestamp is not None else None,
+            )
         )
         return call_result.StatusNotification()
 
@@ -160,12 +162,13 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Keep every sampled value, linked to its transaction when the station knows it."""
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         samples = self._samples("meterValue", meter_value)
-        await db_call(
-            meter_values_store,
-            station_id=self.context.station_id,
-            samples=samples,
-            transaction_id=kwargs.get("transaction_id"),
-            connector_id=connector_id,
+        await charging_writes.submit(
+            MeterReading(
+                station_id=self.context.station_id,
+                samples=samples,
+                transaction_id=kwargs.get("transaction_id"),
+                connector_id=connector_id,
+            )
         )
         return call_result.MeterValues()
 

@@ -14,9 +14,10 @@ from ocpp.v201 import ChargePoint as LibraryChargePoint
 from ocpp.v201.enums import Action
 
 from ocpp_gateway.db import db_call
+from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
-from stations.services.charging import IdTagInfo, connector_status_set, meter_values_store
+from stations.services.charging import IdTagInfo, MeterReading, StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
 from stations.services.registration import BootInfo, station_boot
 from stations.services.transaction_events import (
@@ -103,13 +104,14 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **kwargs
     ):
         """A connector of an EVSE changed state (Available, Occupied, Faulted…)."""
-        await db_call(
-            connector_status_set,
-            station_id=self.context.station_id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            status=connector_status,
-            timestamp=parse_ocpp_time(timestamp),
+        await charging_writes.submit(
+            StatusReport(
+                station_id=self.context.station_id,
+                evse_id=evse_id,
+                connector_id=connector_id,
+                status=connector_status,
+                timestamp=parse_ocpp_time(timestamp),
+            )
         )
         return self._call_result.StatusNotification()
 
@@ -164,11 +166,12 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id: int, meter_value: list, **kwargs):
         """Values outside a transaction (2.x sends in-session values in TransactionEvent)."""
-        await db_call(
-            meter_values_store,
-            station_id=self.context.station_id,
-            samples=meter_samples_from_ocpp(meter_value),
-            evse_id=evse_id,
+        await charging_writes.submit(
+            MeterReading(
+                station_id=self.context.station_id,
+                samples=meter_samples_from_ocpp(meter_value),
+                evse_id=evse_id,
+            )
         )
         return self._call_result.MeterValues()
 

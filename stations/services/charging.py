@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, models
+from django.db import IntegrityError, connections, models
 from django.db.models import Q
 from django.db.transaction import atomic
 from django.utils import timezone
 
+from stations.bulk import bulk_insert
 from stations.models import Connector, IdTag, MeterValue, Station, Transaction
 
 logger = logging.getLogger(__name__)
@@ -102,54 +103,204 @@ def _id_tag_verdict(tag: IdTag | None) -> IdTagInfo:
 # ---- connectors ----------------------------------------------------------------------
 
 
-def connector_status_set(
-    *,
-    station_id: int,
-    connector_id: int,
-    status: str,
-    error_code: str = "",
-    info: str = "",
-    vendor_id: str = "",
-    vendor_error_code: str = "",
-    timestamp: datetime | None = None,
-    evse_id: int | None = None,
-) -> None:
-    """Record a StatusNotification.
+@dataclass(frozen=True)
+class StatusReport:
+    """One StatusNotification, whatever version sent it.
 
-    Connector 0 without an EVSE (OCPP 1.6) is the station itself; any other connector gets
-    a Connector row, created on first report. A report older than the stored one (chargers
-    replay queued notifications after being offline) is ignored.
+    Connector 0 without an EVSE (OCPP 1.6) is the station itself.
+    """
+
+    station_id: int
+    connector_id: int
+    status: str
+    error_code: str = ""
+    info: str = ""
+    vendor_id: str = ""
+    vendor_error_code: str = ""
+    timestamp: datetime | None = None
+    evse_id: int | None = None
+
+    @property
+    def is_station(self) -> bool:
+        return self.connector_id == 0 and self.evse_id is None
+
+
+def connector_status_set(**report) -> None:
+    """Record one StatusNotification (see `connector_statuses_set`)."""
+    with atomic():
+        connector_statuses_set([StatusReport(**report)])
+
+
+def connector_statuses_set(reports: Sequence[StatusReport]) -> list[None]:
+    """Record StatusNotifications of any number of stations, in a few statements.
+
+    Any connector but the station itself gets a Connector row, created on first report.
+    A report older than the stored one (chargers replay queued notifications after being
+    offline) is ignored, and of several reports for one connector the newest wins, as if
+    they had been written one by one. The caller owns the transaction (the gateway's
+    group commit writes many chargers' reports in one). Returns one None per report.
     """
     now = timezone.now()
-    # A charger whose clock runs ahead must not lock out its later, correct reports.
-    when = now if timestamp is None else min(timestamp, now)
-    with atomic():
-        if connector_id == 0 and evse_id is None:
-            Station.objects.filter(pk=station_id).filter(
-                Q(status_updated_at__isnull=True) | Q(status_updated_at__lte=when)
-            ).update(
-                status=clip(Station, "status", status),
-                error_code=clip(Station, "error_code", error_code),
-                status_info=clip(Station, "status_info", info),
-                status_updated_at=when,
-                updated_at=now,
-            )
-            return
-        connector = connector_get_or_create(
-            station_id=station_id, connector_id=connector_id, evse_id=evse_id
+    # Per target, the report that one-by-one writes would leave: the newest, the later
+    # of equals. A charger whose clock runs ahead must not lock out its later reports.
+    latest: dict[tuple, tuple[StatusReport, datetime]] = {}
+    for report in reports:
+        when = now if report.timestamp is None else min(report.timestamp, now)
+        key = (report.station_id, report.evse_id, report.connector_id)
+        if key not in latest or latest[key][1] <= when:
+            latest[key] = (report, when)
+    stations = [(r, when) for r, when in latest.values() if r.is_station]
+    connectors = [(r, when) for r, when in latest.values() if not r.is_station]
+    if stations:
+        _stations_status_update(stations, now)
+    if connectors:
+        _connectors_status_update(connectors, now)
+    return [None] * len(reports)
+
+
+def _stations_status_update(reports: list[tuple[StatusReport, datetime]], now: datetime) -> None:
+    rows = [
+        (
+            r.station_id,
+            clip(Station, "status", r.status),
+            clip(Station, "error_code", r.error_code),
+            clip(Station, "status_info", r.info),
+            when,
         )
+        for r, when in reports
+    ]
+    connection = connections[Station.objects.db]
+    if connection.vendor == "postgresql":
         # One conditional UPDATE: a concurrent older report cannot overwrite a newer one.
-        Connector.objects.filter(pk=connector.pk).filter(
-            Q(status_timestamp__isnull=True) | Q(status_timestamp__lte=when)
+        table = connection.ops.quote_name(Station._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS s SET status = v.status, error_code = v.error_code,"
+                " status_info = v.info, status_updated_at = v.at, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
+                " %s::timestamptz[]) AS v(id, status, error_code, info, at)"
+                " WHERE s.id = v.id"
+                " AND (s.status_updated_at IS NULL OR s.status_updated_at <= v.at)",
+                [now, *map(list, zip(*rows, strict=True))],
+            )
+        return
+    for station_id, status, error_code, info, when in rows:
+        Station.objects.filter(pk=station_id).filter(
+            Q(status_updated_at__isnull=True) | Q(status_updated_at__lte=when)
         ).update(
-            status=clip(Connector, "status", status),
-            error_code=clip(Connector, "error_code", error_code),
-            info=clip(Connector, "info", info),
-            vendor_id=clip(Connector, "vendor_id", vendor_id),
-            vendor_error_code=clip(Connector, "vendor_error_code", vendor_error_code),
-            status_timestamp=when,
+            status=status,
+            error_code=error_code,
+            status_info=info,
+            status_updated_at=when,
             updated_at=now,
         )
+
+
+def _connector_pks(keys: set[tuple[int, int | None, int]]) -> dict[tuple, int]:
+    """(station, evse, connector) → Connector pk, creating the connectors not seen yet."""
+
+    def existing() -> dict[tuple, int]:
+        found = Connector.objects.filter(station_id__in={k[0] for k in keys}).values_list(
+            "station_id", "evse_id", "connector_id", "pk"
+        )
+        return {(s, e, c): pk for s, e, c, pk in found if (s, e, c) in keys}
+
+    pks = existing()
+    missing = keys - pks.keys()
+    if missing:
+        # Another report may create the same connector meanwhile: conflicts are skipped,
+        # then everything is read back.
+        Connector.objects.bulk_create(
+            [
+                Connector(station_id=s, evse_id=e, connector_id=c)
+                for s, e, c in sorted(missing, key=lambda k: (k[0], k[1] or 0, k[2]))
+            ],
+            ignore_conflicts=True,
+        )
+        pks = existing()
+    return pks
+
+
+def _connectors_status_update(reports: list[tuple[StatusReport, datetime]], now: datetime) -> None:
+    connection = connections[Connector.objects.db]
+    if connection.vendor != "postgresql":
+        pks = _connector_pks({(r.station_id, r.evse_id, r.connector_id) for r, _ in reports})
+        for r, when in reports:
+            Connector.objects.filter(pk=pks[(r.station_id, r.evse_id, r.connector_id)]).filter(
+                Q(status_timestamp__isnull=True) | Q(status_timestamp__lte=when)
+            ).update(updated_at=now, **_connector_status_fields(r, when))
+        return
+    # PostgreSQL: one UPDATE joined on the connectors' natural key. Reports it did not
+    # apply are for connectors not created yet, or older than the stored status.
+    missed = _connectors_status_update_pg(connection, reports, now)
+    if missed:
+        created = _connector_pks(missed)
+        _connectors_status_update_pg(
+            connection,
+            [
+                (r, when)
+                for r, when in reports
+                if (r.station_id, r.evse_id, r.connector_id) in created
+            ],
+            now,
+        )
+
+
+def _connector_status_fields(r: StatusReport, when: datetime) -> dict:
+    return {
+        "status": clip(Connector, "status", r.status),
+        "error_code": clip(Connector, "error_code", r.error_code),
+        "info": clip(Connector, "info", r.info),
+        "vendor_id": clip(Connector, "vendor_id", r.vendor_id),
+        "vendor_error_code": clip(Connector, "vendor_error_code", r.vendor_error_code),
+        "status_timestamp": when,
+    }
+
+
+def _connectors_status_update_pg(
+    connection, reports: list[tuple[StatusReport, datetime]], now: datetime
+) -> set[tuple[int, int | None, int]]:
+    """The conditional UPDATE; returns the (station, evse, connector) keys it left alone."""
+    if not reports:
+        return set()
+    keys = [(r.station_id, r.evse_id, r.connector_id) for r, _ in reports]
+    fields = [_connector_status_fields(r, when) for r, when in reports]
+    table = connection.ops.quote_name(Connector._meta.db_table)
+    # A concurrent older report cannot overwrite a newer one: the condition is in the UPDATE.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS c SET status = v.status, error_code = v.error_code,"
+            " info = v.info, vendor_id = v.vendor_id,"
+            " vendor_error_code = v.vendor_error_code, status_timestamp = v.at,"
+            " updated_at = %s"
+            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+            " AS v(station_id, evse_id, connector_id, status, error_code, info, vendor_id,"
+            " vendor_error_code, at)"
+            " WHERE c.station_id = v.station_id AND c.connector_id = v.connector_id"
+            " AND c.evse_id IS NOT DISTINCT FROM v.evse_id"
+            " AND (c.status_timestamp IS NULL OR c.status_timestamp <= v.at)"
+            " RETURNING c.station_id, c.evse_id, c.connector_id",
+            [
+                now,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                *([f[name] for f in fields] for name in _CONNECTOR_STATUS_COLUMNS),
+            ],
+        )
+        applied = cursor.fetchall()
+    return set(keys) - set(applied)
+
+
+_CONNECTOR_STATUS_COLUMNS = (
+    "status",
+    "error_code",
+    "info",
+    "vendor_id",
+    "vendor_error_code",
+    "status_timestamp",
+)
 
 
 def connector_get_or_create(
@@ -329,6 +480,17 @@ def _transaction_record_orphan_stop(
 # ---- meter values --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MeterReading:
+    """One MeterValues frame: its samples and what the charger said they belong to."""
+
+    station_id: int
+    samples: Sequence[MeterSample]
+    transaction_id: int | None = None
+    connector_id: int | None = None
+    evse_id: int | None = None
+
+
 def meter_values_store(
     *,
     station_id: int,
@@ -345,35 +507,116 @@ def meter_values_store(
     """
     if not samples:
         return 0
-    if transaction is None and transaction_id is not None and 0 < transaction_id <= BIGINT_MAX:
-        transaction = Transaction.objects.filter(pk=transaction_id, station_id=station_id).first()
-    if connector_id is None and transaction is not None and transaction.connector_id:
+    if transaction is None:
+        reading = MeterReading(station_id, samples, transaction_id, connector_id, evse_id)
+        with atomic():
+            return meter_readings_store([reading])[0]
+    if connector_id is None and transaction.connector_id:
         connector_id = (
             Connector.objects.filter(pk=transaction.connector_id)
             .values_list("connector_id", flat=True)
             .first()
         )
-    rows = [
-        MeterValue(
-            station_id=station_id,
-            transaction=transaction,
-            connector_id=connector_id,
-            evse_id=evse_id,
-            timestamp=sample.timestamp,
-            measurand=clip(MeterValue, "measurand", sample.measurand)
-            or "Energy.Active.Import.Register",
-            phase=clip(MeterValue, "phase", sample.phase),
-            unit=clip(MeterValue, "unit", sample.unit),
-            context=clip(MeterValue, "context", sample.context),
-            location=clip(MeterValue, "location", sample.location),
-            value=clip(MeterValue, "value", sample.value),
-            numeric_value=_number(sample.value),
+    rows = _meter_rows(station_id, samples, transaction.pk, connector_id, evse_id)
+    with atomic():
+        bulk_insert(MeterValue, METER_VALUE_COLUMNS, rows)
+    return len(rows)
+
+
+def meter_readings_store(readings: Sequence[MeterReading]) -> list[int]:
+    """Store the samples of any number of MeterValues frames in one insert.
+
+    A 1.6 `transaction_id` links the samples to that transaction of the station when it
+    exists (values of an unknown transaction are still kept), and gives the connector
+    when the frame named none. The caller owns the transaction (the gateway's group
+    commit writes many chargers' frames in one). Returns the count stored per reading.
+    """
+    wanted = {
+        r.transaction_id
+        for r in readings
+        if r.samples and r.transaction_id is not None and 0 < r.transaction_id <= BIGINT_MAX
+    }
+    known = (
+        {
+            pk: (station_id, connector)
+            for pk, station_id, connector in Transaction.objects.filter(pk__in=wanted).values_list(
+                "pk", "station_id", "connector__connector_id"
+            )
+        }
+        if wanted
+        else {}
+    )
+    rows: list[tuple] = []
+    counts = []
+    for r in readings:
+        transaction_pk, connector_id = None, r.connector_id
+        found = known.get(r.transaction_id)
+        if found is not None and found[0] == r.station_id:
+            transaction_pk = r.transaction_id
+            if connector_id is None:
+                connector_id = found[1]
+        batch = _meter_rows(r.station_id, r.samples, transaction_pk, connector_id, r.evse_id)
+        rows.extend(batch)
+        counts.append(len(batch))
+    if rows:
+        bulk_insert(MeterValue, METER_VALUE_COLUMNS, rows)
+    return counts
+
+
+METER_VALUE_COLUMNS = (
+    "station_id",
+    "transaction_id",
+    "connector_id",
+    "evse_id",
+    "timestamp",
+    "measurand",
+    "phase",
+    "unit",
+    "context",
+    "location",
+    "value",
+    "numeric_value",
+)
+
+
+def _meter_rows(
+    station_id: int,
+    samples: Iterable[MeterSample],
+    transaction_pk: int | None,
+    connector_id: int | None,
+    evse_id: int | None,
+) -> list[tuple]:
+    """Rows of METER_VALUE_COLUMNS."""
+    return [
+        (
+            station_id,
+            transaction_pk,
+            connector_id,
+            evse_id,
+            sample.timestamp,
+            clip(MeterValue, "measurand", sample.measurand) or "Energy.Active.Import.Register",
+            clip(MeterValue, "phase", sample.phase),
+            clip(MeterValue, "unit", sample.unit),
+            clip(MeterValue, "context", sample.context),
+            clip(MeterValue, "location", sample.location),
+            clip(MeterValue, "value", sample.value),
+            _number(sample.value),
         )
         for sample in samples
     ]
-    with atomic():
-        MeterValue.objects.bulk_create(rows, batch_size=500)
-    return len(rows)
+
+
+def charging_data_store(items: Sequence[StatusReport | MeterReading]) -> list[int | None]:
+    """StatusNotifications and MeterValues of many chargers together, in the caller's
+    transaction (the gateway's group commit): one result per item, in order."""
+    statuses = [item for item in items if isinstance(item, StatusReport)]
+    readings = [item for item in items if isinstance(item, MeterReading)]
+    if len(statuses) + len(readings) != len(items):
+        raise TypeError("Expected StatusReport and MeterReading items only")
+    if statuses:
+        connector_statuses_set(statuses)
+    counts = iter(meter_readings_store(readings) if readings else [])
+    return [None if isinstance(item, StatusReport) else next(counts) for item in items]
 
 
 def _number(value: str) -> float | None:
