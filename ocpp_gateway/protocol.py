@@ -8,6 +8,8 @@ the library's `@on(Action.X)` methods on the per-version ChargePoint classes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -21,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
-from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import get_validator
 
@@ -197,6 +199,52 @@ def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
     )
 
 
+# Key conversion between the wire's camelCase and the handlers' snake_case. The `ocpp`
+# library runs two regular expressions per key per frame, and serialises answers through
+# dataclasses.asdict (a deep copy) and two more passes: together a tenth of the frame
+# path. The same conversions, with each key converted once (bounded: keys come from
+# chargers), in one pass.
+
+
+@functools.lru_cache(maxsize=4096)
+def _snake_key(key: str) -> str:
+    return next(iter(camel_to_snake_case({key: None})))
+
+
+@functools.lru_cache(maxsize=4096)
+def _camel_key(key: str) -> str:
+    return next(iter(snake_to_camel_case({key: None})))
+
+
+def to_snake_case(data: Any) -> Any:
+    """The library's `camel_to_snake_case`, faster."""
+    if isinstance(data, dict):
+        return {_snake_key(key): to_snake_case(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [to_snake_case(value) for value in data]
+    return data
+
+
+def to_camel_case(data: Any) -> Any:
+    """A handler's answer as a JSON payload: dataclasses to dicts, Nones dropped, keys in
+    camelCase (the library's serialize_as_dict, remove_nones and snake_to_camel_case)."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        return {
+            _camel_key(field.name): to_camel_case(value)
+            for field in dataclasses.fields(data)
+            if (value := getattr(data, field.name)) is not None
+        }
+    if isinstance(data, dict):
+        return {
+            _camel_key(key): to_camel_case(value)
+            for key, value in data.items()
+            if value is not None
+        }
+    if isinstance(data, list | tuple):
+        return [to_camel_case(value) for value in data if value is not None]
+    return data
+
+
 def _dumps(frame: list) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
@@ -337,7 +385,7 @@ class OcppProtocol:
             )
         self._validate_request(frame)
 
-        kwargs = camel_to_snake_case(frame.payload)
+        kwargs = to_snake_case(frame.payload)
         handler = handlers["_on_action"]
         try:
             result = handler(**kwargs)
@@ -421,12 +469,7 @@ class OcppProtocol:
         return mapping.get(code, code)
 
     def _serialize_response(self, action: str, result: Any) -> dict:
-        if isinstance(result, dict):
-            payload = result
-        else:
-            from ocpp.charge_point import snake_to_camel_case
-
-            payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
+        payload = result if isinstance(result, dict) else to_camel_case(result)
         try:
             validator = get_validator(CALLRESULT, action, self._ocpp_version)
         except OSError:
@@ -444,7 +487,7 @@ class OcppProtocol:
         if after is None:
             return
         try:
-            result = after(**camel_to_snake_case(frame.payload))
+            result = after(**to_snake_case(frame.payload))
         except Exception:
             logger.exception("%s: after-handler of %s failed", self.id, frame.action)
             return
