@@ -22,3 +22,10 @@ application = ProtocolTypeRouter(
         "websocket": websocket_application,
     }
 )
+
+# Last: everything imported so far lives as long as the process (see virta/gc_tuning.py).
+from django.conf import settings  # noqa: E402
+
+from virta.gc_tuning import gc_tune  # noqa: E402
+
+gc_tune(freeze=settings.GC_FREEZE_AT_START, thresholds=settings.GC_THRESHOLDS)

@@ -214,6 +214,14 @@ OCPP_GROUP_COMMIT_WAIT = env.float("OCPP_GROUP_COMMIT_WAIT", default=0.005)
 # Days of OCPP message log kept by `manage.py prune_ocpp_log`.
 OCPP_LOG_RETENTION_DAYS = env.int("OCPP_LOG_RETENTION_DAYS", default=30)
 
+# --- Server processes: garbage collector (virta/gc_tuning.py) ----------------------
+# Freeze what is loaded at start and collect young objects in bigger batches: full
+# collections over thousands of connections were the latency tail. Empty = Python's.
+GC_FREEZE_AT_START = env.bool("GC_FREEZE_AT_START", default=True)
+GC_THRESHOLDS = tuple(env.list("GC_THRESHOLDS", cast=int, default=[50000, 20, 100]))
+if len(GC_THRESHOLDS) > 3 or any(t < 0 for t in GC_THRESHOLDS):
+    raise ImproperlyConfigured("GC_THRESHOLDS takes up to 3 non-negative integers.")
+
 # --- OCPP: hostile input and security (SECURITY.md) ----------------------------
 # Largest text frame a charger may send (bytes); a bigger one closes the socket with 1009.
 # Daphne's own --websocket-max-message-size (Makefile) cuts far bigger ones earlier.
