@@ -475,10 +475,25 @@ def fanout_csms(prefix: str, expected: int, timeout: float) -> dict:
             connection.close()  # each thread keeps one connection, like a web worker
         return created
 
-    # Several web requests at once, as a busy panel (or a bulk action) would make them.
-    chunks = [stations[i::FANOUT_REQUEST_THREADS] for i in range(FANOUT_REQUEST_THREADS)]
-    with ThreadPoolExecutor(max_workers=FANOUT_REQUEST_THREADS) as pool:
-        created = [pk for part in pool.map(some, chunks) for pk in part]
+    many = getattr(
+        importlib.import_module("stations.services.commands"), "command_request_system_many", None
+    )
+    if many is not None:
+        # One fleet-wide request (a bulk action): one insert, one channel-layer round.
+        created = [
+            command.pk
+            for command in many(
+                stations=stations,
+                kind="trigger_message",
+                params={"message": "StatusNotification"},
+            )
+        ]
+        connection.close()
+    else:
+        # Several web requests at once, as a busy panel would make them.
+        chunks = [stations[i::FANOUT_REQUEST_THREADS] for i in range(FANOUT_REQUEST_THREADS)]
+        with ThreadPoolExecutor(max_workers=FANOUT_REQUEST_THREADS) as pool:
+            created = [pk for part in pool.map(some, chunks) for pk in part]
     ids = [pk for pk in created if pk is not None]
     refused = len(created) - len(ids)
     requested_s = time.perf_counter() - started

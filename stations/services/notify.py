@@ -6,6 +6,7 @@ record (a Command row, the Station row) is always written first.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
@@ -31,6 +32,35 @@ def station_notify(*, channel_name: str, event_type: str, **data: object) -> Non
     except Exception as exc:
         logger.warning("Channel layer send to %s failed: %s", channel_name, exc)
         raise DeliveryFailed(str(exc)) from exc
+
+
+def station_notify_many(messages: list[tuple[str, dict]]) -> list[Exception | None]:
+    """Send each (channel_name, message) from one event loop; one result per message.
+
+    Sync callers only. Each `station_notify` from sync code runs its own event loop, and
+    channels-redis keeps its connections per loop: a Redis connection per message. A
+    failed message gives its exception (never raised), a delivered one None.
+    """
+
+    async def send_all() -> list:
+        layer = get_channel_layer()
+        return await asyncio.gather(
+            *(layer.send(channel_name, message) for channel_name, message in messages),
+            return_exceptions=True,
+        )
+
+    if not messages:
+        return []
+    try:
+        results = async_to_sync(send_all)()
+    except Exception as exc:
+        logger.warning("Channel layer unavailable for %d messages: %s", len(messages), exc)
+        return [exc] * len(messages)
+    failures = [result if isinstance(result, Exception) else None for result in results]
+    failed = sum(f is not None for f in failures)
+    if failed:
+        logger.warning("Channel layer refused %d of %d messages", failed, len(messages))
+    return failures
 
 
 async def station_notify_async(*, channel_name: str, event_type: str, **data: object) -> None:
