@@ -780,7 +780,11 @@ def verdict(scenario: str, target: str, result: dict) -> dict:
             out["runnable"] = False
         elif target == "csms":
             done = fan.get("all_commands_final_s")
-            out["all_recorded_within_10s"] = done is not None and done <= 10
+            # A result is the charger's answer: a command that failed before reaching its
+            # charger (gateway unreachable) is recorded, but is no result.
+            statuses = fan.get("command_statuses", {})
+            out["all_accepted"] = statuses == {"accepted": fan.get("triggered")}
+            out["all_recorded_within_10s"] = done is not None and done <= 10 and out["all_accepted"]
         else:
             out["all_recorded_within_10s"] = fan.get("all_recorded_s", 99) <= 10
     out["client_saturated"] = load.get("client_saturated", False)

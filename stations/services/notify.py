@@ -15,6 +15,10 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger(__name__)
 
 
+# Sends in flight at once from station_notify_many (channels-redis pools 100 connections).
+NOTIFY_CONCURRENCY = 50
+
+
 class DeliveryFailed(Exception):
     """The channel layer could not take the message (e.g. Redis is down)."""
 
@@ -44,8 +48,16 @@ def station_notify_many(messages: list[tuple[str, dict]]) -> list[Exception | No
 
     async def send_all() -> list:
         layer = get_channel_layer()
+        # channels-redis refuses a send outright (MaxConnectionsError) once its pool of
+        # connections for this loop is in use: a thousand sends at once lost 900.
+        slots = asyncio.Semaphore(NOTIFY_CONCURRENCY)
+
+        async def send(channel_name: str, message: dict) -> None:
+            async with slots:
+                await layer.send(channel_name, message)
+
         return await asyncio.gather(
-            *(layer.send(channel_name, message) for channel_name, message in messages),
+            *(send(channel_name, message) for channel_name, message in messages),
             return_exceptions=True,
         )
 

@@ -27,3 +27,20 @@ async def test_an_idle_receive_outlives_the_redis_client_read_timeout():
     await layer.flush()
 
     assert message == {"type": "station.refresh"}
+
+
+def test_a_thousand_commands_at_once_all_reach_the_layer():
+    """channels-redis refuses sends beyond its connection pool: station_notify_many waits."""
+    from asgiref.sync import async_to_sync
+
+    from stations.services.notify import station_notify_many
+
+    layer = get_channel_layer()
+    messages = [
+        (f"specific.bulk{i % 2}!c{i}", {"type": "station.command", "command_id": i})
+        for i in range(1000)
+    ]
+    try:
+        assert station_notify_many(messages) == [None] * 1000
+    finally:
+        async_to_sync(layer.flush)()
