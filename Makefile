@@ -37,7 +37,8 @@ migrate: install
 run: migrate
 	@# Nothing is connected before daphne starts: clear what a previous run left "online".
 	DEBUG=1 $(PY) manage.py sweep_stale_connections --older-than 0
-	DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) virta.asgi:application
+	@# -e with a backlog of 4096, not -b/-p: Twisted's default of 50 is short for a fleet reconnecting.
+	DEBUG=1 $(BIN)/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 $(DAPHNE_FLAGS) virta.asgi:application
 
 unit: install
 	$(TEST_ENV) $(BIN)/pytest -m "not e2e"
