@@ -177,6 +177,21 @@ async def test_reused_message_id_is_refused():
     await charger.close()
 
 
+async def test_only_the_last_message_ids_are_remembered():
+    """A bounded window: 256 ids per connection cost 10,000 chargers ~500 MB."""
+    from ocpp_gateway.protocol import REMEMBERED_IDS
+
+    charger = await accepted_charger()
+    await charger.call("Heartbeat", {}, unique_id="old")
+    for n in range(REMEMBERED_IDS):
+        assert (await charger.call("Heartbeat", {}, unique_id=f"hb-{n}"))[0] == 3
+    # "old" left the window: taken again; the newest is still refused.
+    assert (await charger.call("Heartbeat", {}, unique_id="old"))[0] == 3
+    newest = await charger.call("Heartbeat", {}, unique_id="old")
+    assert newest[:3] == [4, "old", "ProtocolError"]
+    await charger.close()
+
+
 async def test_escaped_nul_character_is_refused_with_the_id():
     charger = await accepted_charger()
     await charger.send_raw('[2, "nul-1", "Authorize", {"idTag": "A\\u0000B"}]')
