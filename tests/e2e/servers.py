@@ -41,8 +41,15 @@ class ServerFailed(RuntimeError):
 class DaphneServer:
     """`daphne virta.asgi:application` on a free port, as production runs it (see the Makefile)."""
 
-    def __init__(self, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        ping_interval: float = 30,
+        ping_timeout: float = 30,
+    ) -> None:
         self.env = dict(env or {})
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.port: int = 0
         self.process: subprocess.Popen | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="daphne-e2e-", suffix=".log", delete=False)
@@ -76,28 +83,32 @@ class DaphneServer:
                 return self
         raise ServerFailed(f"daphne did not start; its output:\n{self.log_text()}")
 
+    def endpoint_args(self) -> list[str]:
+        """Where daphne listens (subclasses add endpoints)."""
+        return ["-b", HOST, "-p", str(self.port)]
+
+    def command(self) -> list[str]:
+        return [
+            str(DAPHNE),
+            *self.endpoint_args(),
+            # As in production: no 24 h socket lifetime, 60 s handshakes, pings.
+            "--websocket_timeout",
+            "-1",
+            "--websocket_connect_timeout",
+            "60",
+            "--ping-interval",
+            str(self.ping_interval),
+            "--ping-timeout",
+            str(self.ping_timeout),
+            "--websocket-max-message-size",
+            "524288",
+            "virta.asgi:application",
+        ]
+
     def _spawn(self) -> None:
         environment = os.environ | {"DJANGO_SETTINGS_MODULE": "virta.settings"} | self.env
         self.process = subprocess.Popen(
-            [
-                str(DAPHNE),
-                "-b",
-                HOST,
-                "-p",
-                str(self.port),
-                # As in production: no 24 h socket lifetime, 60 s handshakes, pings.
-                "--websocket_timeout",
-                "-1",
-                "--websocket_connect_timeout",
-                "60",
-                "--ping-interval",
-                "30",
-                "--ping-timeout",
-                "30",
-                "--websocket-max-message-size",
-                "524288",
-                "virta.asgi:application",
-            ],
+            self.command(),
             cwd=PROJECT_DIR,
             env=environment,
             stdout=self._log,

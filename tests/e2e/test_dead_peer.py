@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 
@@ -34,7 +33,7 @@ from websockets.sync.client import connect
 
 from stations.models import Station
 from tests.e2e.conftest import server_environment
-from tests.e2e.servers import DAPHNE, HOST, PROJECT_DIR, DaphneServer
+from tests.e2e.servers import HOST, DaphneServer
 from tests.factories import make_cpo, make_station
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -52,40 +51,11 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BOOT = [2, "boot", "BootNotification", {"chargePointVendor": "A", "chargePointModel": "B"}]
 
 
-class FastPingDaphne(DaphneServer):
-    """DaphneServer with short ping settings; the other flags as in servers.py (production)."""
-
-    def _spawn(self) -> None:
-        environment = os.environ | {"DJANGO_SETTINGS_MODULE": "virta.settings"} | self.env
-        self.process = subprocess.Popen(
-            [
-                str(DAPHNE),
-                "-b",
-                HOST,
-                "-p",
-                str(self.port),
-                "--websocket_timeout",
-                "-1",
-                "--websocket_connect_timeout",
-                "60",
-                "--ping-interval",
-                str(PING_INTERVAL),
-                "--ping-timeout",
-                str(PING_TIMEOUT),
-                "--websocket-max-message-size",
-                "524288",
-                "virta.asgi:application",
-            ],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture
-def server(transactional_db) -> Iterator[FastPingDaphne]:
-    daphne = FastPingDaphne(env=server_environment()).start()
+def server(transactional_db) -> Iterator[DaphneServer]:
+    daphne = DaphneServer(
+        env=server_environment(), ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT
+    ).start()
     try:
         yield daphne
     finally:

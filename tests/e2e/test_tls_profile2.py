@@ -11,7 +11,6 @@ import base64
 import datetime
 import ipaddress
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -30,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from ocpp_gateway.auth import hash_password
 from stations.models import ConnectionAttempt, Station
 from tests.e2e.conftest import server_environment
-from tests.e2e.servers import DAPHNE, HOST, DaphneServer, free_port
+from tests.e2e.servers import HOST, DaphneServer, free_port
 from tests.factories import make_cpo, make_station
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -79,27 +78,9 @@ class TlsDaphneServer(DaphneServer):
     def wss_url(self, cbid: str) -> str:
         return f"wss://{HOST}:{self.tls_port}/ocpp/{cbid}"
 
-    def _spawn(self) -> None:
-        environment = os.environ | {"DJANGO_SETTINGS_MODULE": "virta.settings"} | self.env
-        self.process = subprocess.Popen(
-            [
-                str(DAPHNE),
-                "-b",
-                HOST,
-                "-p",
-                str(self.port),
-                "-e",
-                f"ssl:{self.tls_port}:interface={HOST}:privateKey={self.key}:certKey={self.cert}",
-                "--proxy-headers",
-                "--websocket_timeout",
-                "-1",
-                "virta.asgi:application",
-            ],
-            cwd=Path(__file__).resolve().parent.parent.parent,
-            env=environment,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+    def endpoint_args(self) -> list[str]:
+        tls = f"ssl:{self.tls_port}:interface={HOST}:privateKey={self.key}:certKey={self.cert}"
+        return [*super().endpoint_args(), "-e", tls, "--proxy-headers"]
 
 
 def basic_auth(cbid: str, password: str) -> dict[str, str]:
