@@ -14,7 +14,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from ocpp_gateway import liveness
+from ocpp_gateway import liveness, mailbox
 from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
 from ocpp_gateway.db import db_call
@@ -82,7 +82,7 @@ class StationConsumer(AsyncWebsocketConsumer):
             # Daphne kills an application that outlives its socket (application close
             # timeout) without a websocket.disconnect: do what disconnect() would have.
             if self.charge_point is not None and not self._session_closed:
-                liveness.unregister(self)
+                _leave(self)
                 self.charge_point.close()
                 _close_session_later(self.charge_point.context.station_id, self.channel_name)
             raise
@@ -171,6 +171,7 @@ class StationConsumer(AsyncWebsocketConsumer):
             context, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
         )
         liveness.register(self)
+        mailbox.listen(self.channel_layer, self.channel_name)
         logger.info("Station %s connected (OCPP %s)", cbid, version)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -190,7 +191,7 @@ class StationConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.charge_point is None:
             return
-        liveness.unregister(self)
+        _leave(self)
         self.charge_point.close()
         await db_call(
             station_close_session,
@@ -268,6 +269,13 @@ class StationConsumer(AsyncWebsocketConsumer):
         )
         self.charge_point.stop_reading()
         await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+
+
+def _leave(consumer: StationConsumer) -> None:
+    """The consumer's charger is gone from this process's registries."""
+    liveness.unregister(consumer)
+    if not liveness.consumers_by_channel():
+        mailbox.stop()
 
 
 # Sessions being closed for consumers that are gone: referenced until done.

@@ -67,6 +67,11 @@ def unregister(consumer) -> None:
         state.task = None
 
 
+def consumers_by_channel() -> dict[str, object]:
+    """channel name → consumer, of the chargers this event loop holds."""
+    return {c.channel_name: c for c in _state().consumers if c.charge_point is not None}
+
+
 def live_stations() -> dict[int, str]:
     """station id → channel name of the stations this event loop holds."""
     state = _state()

@@ -13,6 +13,7 @@ The channel layer is at-most-once, so a "go" that is lost leaves a queued Comman
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,7 +35,12 @@ from stations.models import (
     StationVariable,
 )
 from stations.services.device_model import device_model_store_get_variables
-from stations.services.notify import DeliveryFailed, station_notify, station_notify_many
+from stations.services.notify import (
+    DeliveryFailed,
+    process_mailbox,
+    station_notify,
+    station_notify_many,
+)
 from stations.services.registration import station_password_command_finished
 
 logger = logging.getLogger(__name__)
@@ -195,16 +201,30 @@ def _command_build(*, fresh: Station, kind: str, params: dict, requested_by) -> 
 
 
 def _deliver_many(queued: list[tuple[int, str]]) -> None:
-    """After commit: tell each consumer to send its Command; fail those not delivered."""
-    failures = station_notify_many(
-        [
-            (channel_name, {"type": "station.command", "command_id": pk})
-            for pk, channel_name in queued
-        ]
-    )
-    for (pk, _), failure in zip(queued, failures, strict=True):
+    """After commit: one "go" per daphne process, to its mailbox, for all its Commands.
+
+    channels-redis hands a process its messages one Redis round trip at a time: one
+    message per Command took 6 s to reach 1,000 chargers on two processes. The process's
+    mailbox (`ocpp_gateway.mailbox`) passes each Command to the consumer holding its
+    charger. A channel outside any process mailbox gets its own message, as before.
+    """
+    groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    messages: list[tuple[str, dict]] = []
+    owners: list[list[int]] = []
+    for pk, channel_name in queued:
+        mailbox = process_mailbox(channel_name)
+        if mailbox is None:
+            messages.append((channel_name, {"type": "station.command", "command_id": pk}))
+            owners.append([pk])
+        else:
+            groups[mailbox].append((channel_name, pk))
+    for mailbox, commands in groups.items():
+        messages.append((mailbox, {"type": "station.commands", "commands": commands}))
+        owners.append([pk for _, pk in commands])
+    failures = station_notify_many(messages)
+    for pks, failure in zip(owners, failures, strict=True):
         if failure is not None:
-            Command.objects.filter(pk=pk, status=Status.QUEUED).update(
+            Command.objects.filter(pk__in=pks, status=Status.QUEUED).update(
                 status=Status.ERROR,
                 error=f"Could not reach the gateway: {failure}"[:ERROR_LIMIT],
                 completed_at=timezone.now(),

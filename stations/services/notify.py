@@ -19,6 +19,20 @@ logger = logging.getLogger(__name__)
 NOTIFY_CONCURRENCY = 50
 
 
+# The local part of every daphne process's mailbox channel (see process_mailbox).
+MAILBOX = "gateway"
+
+
+def process_mailbox(channel_name: str) -> str | None:
+    """The mailbox of the daphne process that holds `channel_name`, or None.
+
+    A consumer's channel is process-local: "<the process's prefix>!<local part>".
+    `ocpp_gateway.mailbox` listens on "<prefix>!gateway" in every process holding chargers.
+    """
+    prefix, bang, local = channel_name.partition("!")
+    return f"{prefix}!{MAILBOX}" if bang and prefix and local else None
+
+
 class DeliveryFailed(Exception):
     """The channel layer could not take the message (e.g. Redis is down)."""
 

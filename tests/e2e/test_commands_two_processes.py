@@ -47,11 +47,17 @@ class ScriptedCharger(ChargePoint):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.resets: list[str] = []
+        self.triggers: list[str] = []
 
     @on(Action.reset)
     def on_reset(self, type: str) -> call_result.Reset:
         self.resets.append(type)
         return call_result.Reset(status="Accepted")
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str, **kwargs) -> call_result.TriggerMessage:
+        self.triggers.append(requested_message)
+        return call_result.TriggerMessage(status="Accepted")
 
 
 @pytest.fixture
@@ -138,3 +144,56 @@ async def test_command_to_an_offline_station_fails_at_once(servers):
 
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "offline"
+
+
+async def test_a_bulk_request_reaches_chargers_on_both_processes(servers, settings):
+    """One station.commands message per process mailbox, handed to the local consumers."""
+    from channels.layers import channel_layers
+
+    from stations.services.commands import command_request_system_many
+
+    # This process requests like the web side: through the same Redis as the servers.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        }
+    }
+    channel_layers.backends.clear()
+    cpo = await database_sync_to_async(make_cpo)("CPO BULK")
+    stations = [
+        await database_sync_to_async(make_station)(cbid, cpo=cpo)
+        for cbid in ("E2E-BULK-1", "E2E-BULK-2")
+    ]
+    chargers, listeners = [], []
+    try:
+        for server, station in zip(servers, stations, strict=True):
+            ws = await websockets.connect(server.ws_url(station.cbid), subprotocols=["ocpp1.6"])
+            charger = ScriptedCharger(station.cbid, ws, response_timeout=10)
+            listeners.append(asyncio.ensure_future(charger.start()))
+            chargers.append((charger, ws))
+            from ocpp.v16 import call
+
+            boot = await charger.call(
+                call.BootNotification(charge_point_vendor="Acme", charge_point_model="E2E")
+            )
+            assert boot.status == RegistrationStatus.accepted
+
+        commands = await database_sync_to_async(command_request_system_many)(
+            stations=stations, kind="trigger_message", params={"message": "Heartbeat"}
+        )
+        ids = [command.pk for command in commands]
+
+        def all_accepted() -> bool:
+            """both Commands became accepted"""
+            statuses = set(Command.objects.filter(pk__in=ids).values_list("status", flat=True))
+            return statuses == {Command.Status.ACCEPTED}
+
+        await eventually(all_accepted)
+    finally:
+        for listener in listeners:
+            listener.cancel()
+        for _, ws in chargers:
+            await ws.close()
+        channel_layers.backends.clear()
+    assert [charger.triggers for charger, _ in chargers] == [["Heartbeat"], ["Heartbeat"]]

@@ -89,3 +89,34 @@ def test_notify_many_reports_each_message(settings):
     assert results[0] is None
     assert isinstance(results[1], Exception)
     assert station_notify_many([]) == []
+
+
+def test_commands_are_grouped_into_one_message_per_process(
+    cpo_a, sent, django_capture_on_commit_callbacks
+):
+    sent.fail.add("specific.p2!gateway")
+    channels = ["specific.p1!a", "specific.p1!b", "specific.p2!c"]
+    stations = [
+        make_station(f"CP-{i}", cpo=cpo_a, connected=True, channel_name=channel)
+        for i, channel in enumerate(channels)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        commands = command_request_system_many(stations=stations, **TRIGGER)
+    by_channel = {c.station.channel_name: c.pk for c in commands}
+    assert len(sent) == 1
+    assert {message["type"] for _, message in sent[0]} == {"station.commands"}
+    assert {mailbox: sorted(message["commands"]) for mailbox, message in sent[0]} == {
+        "specific.p1!gateway": sorted(
+            [
+                ("specific.p1!a", by_channel["specific.p1!a"]),
+                ("specific.p1!b", by_channel["specific.p1!b"]),
+            ]
+        ),
+        "specific.p2!gateway": [("specific.p2!c", by_channel["specific.p2!c"])],
+    }
+    status = dict(Command.objects.values_list("station__channel_name", "status"))
+    assert status == {
+        "specific.p1!a": Command.Status.QUEUED,
+        "specific.p1!b": Command.Status.QUEUED,
+        "specific.p2!c": Command.Status.ERROR,
+    }
