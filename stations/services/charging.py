@@ -507,20 +507,11 @@ def meter_values_store(
     """
     if not samples:
         return 0
-    if transaction is None:
-        reading = MeterReading(station_id, samples, transaction_id, connector_id, evse_id)
-        with atomic():
-            return meter_readings_store([reading])[0]
-    if connector_id is None and transaction.connector_id:
-        connector_id = (
-            Connector.objects.filter(pk=transaction.connector_id)
-            .values_list("connector_id", flat=True)
-            .first()
-        )
-    rows = _meter_rows(station_id, samples, transaction.pk, connector_id, evse_id)
+    if transaction is not None:
+        transaction_id = transaction.pk
+    reading = MeterReading(station_id, samples, transaction_id, connector_id, evse_id)
     with atomic():
-        bulk_insert(MeterValue, METER_VALUE_COLUMNS, rows)
-    return len(rows)
+        return meter_readings_store([reading])[0]
 
 
 def meter_readings_store(readings: Sequence[MeterReading]) -> list[int]:
