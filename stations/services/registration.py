@@ -495,17 +495,7 @@ def station_password_set(*, station: Station, password: str) -> None:
     encoded = hash_password(password)
     with transaction.atomic():
         fresh = Station.objects.select_for_update().get(pk=station.pk)
-        fresh.auth_password_hash = encoded
-        fresh.auth_password_pending_hash = ""
-        fresh.security_profile = max(fresh.security_profile, 1)
-        fresh.save(
-            update_fields=[
-                "auth_password_hash",
-                "auth_password_pending_hash",
-                "security_profile",
-                "updated_at",
-            ]
-        )
+        _password_make_current(fresh, encoded)
     station.auth_password_hash = encoded
     station.auth_password_pending_hash = ""
     station.security_profile = fresh.security_profile
@@ -618,6 +608,21 @@ def redact_password(action: str, payload: object) -> object:
     return payload
 
 
+def _password_make_current(station: Station, encoded: str) -> None:
+    """`encoded` becomes the station's password, no other pending; a password is required."""
+    station.auth_password_hash = encoded
+    station.auth_password_pending_hash = ""
+    station.security_profile = max(station.security_profile, 1)
+    station.save(
+        update_fields=[
+            "auth_password_hash",
+            "auth_password_pending_hash",
+            "security_profile",
+            "updated_at",
+        ]
+    )
+
+
 def station_password_command_finished(
     *, command_id: int, status: str, response: dict | None = None
 ) -> None:
@@ -645,17 +650,7 @@ def station_password_command_finished(
             return  # A newer rotation replaced it, or it was already settled.
         charger_status = _charger_status(response)
         if status == Command.Status.ACCEPTED and charger_status == "Accepted":
-            station.auth_password_hash = pending
-            station.auth_password_pending_hash = ""
-            station.security_profile = max(station.security_profile, 1)
-            station.save(
-                update_fields=[
-                    "auth_password_hash",
-                    "auth_password_pending_hash",
-                    "security_profile",
-                    "updated_at",
-                ]
-            )
+            _password_make_current(station, pending)
             logger.info("Station %s confirmed its new password", station.cbid)
         elif status == Command.Status.REJECTED:
             Station.objects.filter(pk=station.pk).update(auth_password_pending_hash="")
