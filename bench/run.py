@@ -375,6 +375,56 @@ def django_setup(args: argparse.Namespace) -> None:
     django.setup()
 
 
+def listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+def wait_service(host: str, port: int, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not listening(host, port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not come up on {host}:{port}")
+        time.sleep(0.5)
+
+
+def services_start(args: argparse.Namespace) -> None:
+    """Start the local PostgreSQL and Redis when they are down (as .ci/run does), and
+    create the benchmark database when it is missing. Remote services are left alone."""
+    local = {"127.0.0.1", "localhost", "::1"}
+    db = urlsplit(args.database_url)
+    db_host, db_port = db.hostname or "127.0.0.1", db.port or 5432
+    if db_host in local and not listening(db_host, db_port):
+        log("PostgreSQL is down: starting it")
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True
+        )
+        wait_service(db_host, db_port, "PostgreSQL")
+    name = db.path.lstrip("/")
+    if db_host in local and bench_database(args):
+        user = ["-h", db_host, "-p", str(db_port), "-U", db.username or "postgres"]
+        exists = subprocess.run(
+            ["psql", *user, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+            capture_output=True,
+            text=True,
+        )
+        if exists.stdout.strip() != "1":
+            log(f"Creating the database {name}")
+            subprocess.run(["createdb", *user, name], check=True)
+    redis = urlsplit(args.redis_url)
+    redis_host, redis_port = redis.hostname or "127.0.0.1", redis.port or 6379
+    if redis_host in local and not listening(redis_host, redis_port):
+        log("Redis is down: starting it")
+        subprocess.run(
+            ["redis-server", "--daemonize", "yes", "--bind", redis_host, "--port", str(redis_port)]
+            + ["--save", "", "--appendonly", "no"],
+            check=True,
+        )
+        wait_service(redis_host, redis_port, "Redis")
+
+
 def bench_database(args: argparse.Namespace) -> bool:
     """Whether the runner may migrate and empty this database (its own, not a test's)."""
     name = urlsplit(args.database_url).path.lstrip("/")
@@ -947,6 +997,7 @@ def main(argv: list[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
     if hard < 2 * args.chargers + 100:
         log(f"ulimit -n is {hard}: too low for {args.chargers} chargers")
+    services_start(args)
     django_setup(args)
     if bench_database(args):
         from django.core.management import call_command
