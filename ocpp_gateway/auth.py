@@ -1,32 +1,14 @@
-"""HTTP Basic auth for chargers (OCPP security profiles 1 and 2), and TLS detection."""
+"""The handshake's credentials: HTTP Basic auth (security profiles 1 and 2) and TLS detection.
+
+Checking the password is the services' job (`ocpp_spec.passwords` hashes it).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import secrets
-import string
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password
-
-PASSWORD_MIN = 16
-PASSWORD_MAX = 40
-
-# Charger passwords are hashed with scrypt at modest cost (about 3 ms, 1 MiB), not with
-# Django's PBKDF2 (1M iterations, about 0.5 s of CPU, in the one thread that runs every
-# database call of a daphne process): a fleet of 10,000 chargers reconnecting after a
-# restart would queue for over an hour. A slow hash protects guessable human passwords;
-# charger passwords are 16-40 characters the backend generates (24 random alphanumerics
-# ~ 143 bits), which no offline attack enumerates whatever the hash cost. The salt stops
-# precomputation; the comparison is constant-time. Online guessing is throttled apart
-# (stations.services.registration, brute-force limits). Old PBKDF2 hashes still verify
-# and are replaced by this form on the next successful login.
-SCRYPT_PREFIX = "ocpp_scrypt"
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**10, 8, 1
-SCRYPT_DKLEN = 32
 
 
 def parse_basic_auth(headers: list[tuple[bytes, bytes]]) -> tuple[str, str] | None:
@@ -67,76 +49,4 @@ def connection_is_secure(scope: dict) -> bool:
             if name.lower() == b"x-forwarded-proto":
                 proto = value.decode("latin-1").split(",")[0].strip().lower()
                 return proto in ("https", "wss")
-    return False
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"),
-        salt=salt,
-        n=n,
-        r=r,
-        p=p,
-        maxmem=64 * 1024 * 1024,
-        dklen=SCRYPT_DKLEN,
-    )
-
-
-def hash_password(password: str) -> str:
-    """The stored form of a charger password (see SCRYPT_PREFIX for the choice of hash)."""
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise ValueError(f"A charger password has {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
-    salt = secrets.token_bytes(16)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return "$".join(
-        [
-            SCRYPT_PREFIX,
-            str(SCRYPT_N),
-            str(SCRYPT_R),
-            str(SCRYPT_P),
-            base64.b64encode(salt).decode("ascii"),
-            base64.b64encode(digest).decode("ascii"),
-        ]
-    )
-
-
-def needs_rehash(encoded: str) -> bool:
-    """True for a hash of an older, slower form (PBKDF2) to be replaced after a login."""
-    return bool(encoded) and not encoded.startswith(SCRYPT_PREFIX + "$")
-
-
-def generate_password(length: int = 24) -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def _check(password: str, encoded: str) -> bool:
-    if encoded.startswith(SCRYPT_PREFIX + "$"):
-        try:
-            _prefix, n, r, p, salt, digest = encoded.split("$")
-            expected = base64.b64decode(digest)
-            actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
-        except (ValueError, binascii.Error):
-            return False
-        return hmac.compare_digest(actual, expected)
-    # Django's formats (PBKDF2 from before): constant-time inside check_password.
-    return check_password(password, encoded)
-
-
-def verify_password(password: str, encoded: str, *, version: str) -> bool:
-    """Check a charger's password against the stored hash.
-
-    OCPP 1.6 chargers configure AuthorizationKey as hex and some send it hex-encoded:
-    accept the hex form too when it decodes to text.
-    """
-    if not encoded:
-        return False
-    if _check(password, encoded):
-        return True
-    if version == "1.6" and len(password) % 2 == 0:
-        try:
-            decoded = bytes.fromhex(password).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        return _check(decoded, encoded)
     return False

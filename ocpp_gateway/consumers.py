@@ -19,10 +19,10 @@ from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
 from ocpp_gateway.db import db_call
 from ocpp_gateway.handlers import charge_point_class
-from ocpp_gateway.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.protocol import StationContext
 from ocpp_gateway.refusals import refuse, remote_addr
+from ocpp_spec.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from stations.models import Command, ConnectionAttempt
 from stations.services.commands import command_record_failure
 from stations.services.registration import (

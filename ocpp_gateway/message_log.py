@@ -21,9 +21,9 @@ from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 
 from ocpp_gateway.db import db_call
+from ocpp_spec.passwords import redact_password
 from stations.bulk import bulk_insert
 from stations.models import OcppMessage, Station
-from stations.services.registration import redact_password
 
 logger = logging.getLogger(__name__)
 

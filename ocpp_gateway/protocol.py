@@ -29,9 +29,9 @@ from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import get_validator
 
-from ocpp_gateway.errors import CallErrorReply, ErrorCodes, error_codes_for
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
+from ocpp_spec.errors import CallErrorReply, ErrorCodes, error_codes_for
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from cpo.models import Membership
-from ocpp_gateway.identity import SUBPROTOCOLS
+from ocpp_spec.identity import SUBPROTOCOLS
 from stations.forms import (
     COMMAND_FORMS,
     IDENTITY_LABELS,

@@ -17,11 +17,11 @@ from ocpp.v16 import call_result, datatypes
 from ocpp.v16.enums import Action, DataTransferStatus
 
 from ocpp_gateway.db import db_call
-from ocpp_gateway.errors import CallErrorReply
 from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
-from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
+from ocpp_spec.errors import CallErrorReply
+from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
 from stations.services.charging import (
     BIGINT_MAX,
     IdTagInfo,

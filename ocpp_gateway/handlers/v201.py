@@ -16,7 +16,7 @@ from ocpp.v201.enums import Action
 from ocpp_gateway.db import db_call
 from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
-from ocpp_gateway.timeutil import parse_ocpp_time, utc_iso, utc_now_iso
+from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
 from stations.services.charging import IdTagInfo, MeterReading, StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
 from stations.services.registration import BootInfo, station_boot

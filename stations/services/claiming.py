@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from cpo.audit import Action, audit_record
 from cpo.models import Cpo, Membership
-from ocpp_gateway.identity import InvalidCbid, validate_cbid
+from ocpp_spec.identity import InvalidCbid, validate_cbid
 from stations.models import Protocol, RegistrationStatus, Station, StationAssignment
 from stations.services.commands import command_request_system
 from stations.services.notify import DeliveryFailed, station_notify

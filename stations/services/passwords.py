@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied
 
 from cpo.audit import Action, audit_record
-from ocpp_gateway.auth import generate_password
+from ocpp_spec.passwords import generate_password
 from stations.models import Protocol, Station
 from stations.services.commands import user_may_command
 from stations.services.registration import station_password_rotate, station_password_set

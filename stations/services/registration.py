@@ -14,12 +14,15 @@ from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ocpp_gateway.auth import (
+from ocpp_spec.passwords import (
     PASSWORD_MAX,
     PASSWORD_MIN,
     generate_password,
     hash_password,
     needs_rehash,
+    password_in,
+    password_setting,
+    redact_password,
     verify_password,
 )
 from stations.models import (
@@ -479,11 +482,6 @@ def station_sweep_stale_connections(*, stale_before: datetime) -> int:
 
 # ---- charger passwords (security profiles 1 and 2) --------------------------------------
 
-# Where a charger keeps its Basic-auth password, per OCPP version.
-PASSWORD_KEY_V16 = "AuthorizationKey"
-PASSWORD_KEY_V2 = "SecurityCtrlr.BasicAuthPassword"
-REDACTED = "********"
-
 
 def station_password_set(*, station: Station, password: str) -> None:
     """Give the station a Basic-auth password (e.g. generated when it is claimed).
@@ -519,10 +517,7 @@ def station_password_rotate(*, station: Station, user=None) -> str:
     password = generate_password()
     pending = hash_password(password)
     Station.objects.filter(pk=fresh.pk).update(auth_password_pending_hash=pending)
-    if (fresh.ocpp_version or OcppVersion.V16) == OcppVersion.V16:
-        params = {"key": PASSWORD_KEY_V16, "value": password.encode("utf-8").hex()}
-    else:
-        params = {"key": PASSWORD_KEY_V2, "value": password}
+    params = password_setting(version=fresh.ocpp_version or OcppVersion.V16, password=password)
     try:
         if user is not None:
             command = command_request(
@@ -552,25 +547,6 @@ def _password_pending_clear(*, station_id: int, pending: str) -> None:
     )
 
 
-def _password_in(command: Command) -> str | None:
-    """The password a password-setting Command carries, or None for any other Command."""
-    payload = command.payload if isinstance(command.payload, dict) else {}
-    if command.action == "ChangeConfiguration" and payload.get("key") == PASSWORD_KEY_V16:
-        try:
-            return bytes.fromhex(str(payload.get("value", ""))).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return None
-    if command.action == "SetVariables":
-        for item in payload.get("setVariableData") or []:
-            if (
-                isinstance(item, dict)
-                and (item.get("component") or {}).get("name") == "SecurityCtrlr"
-                and (item.get("variable") or {}).get("name") == "BasicAuthPassword"
-            ):
-                return str(item.get("attributeValue", ""))
-    return None
-
-
 def _charger_status(response: dict | None) -> str:
     if not isinstance(response, dict):
         return ""
@@ -587,25 +563,6 @@ def _command_redact(*, command_id: int) -> None:
     payload = redact_password(command.action, command.payload)
     if payload != command.payload:
         Command.objects.filter(pk=command_id).update(payload=payload)
-
-
-def redact_password(action: str, payload: object) -> object:
-    """`payload` with a charger password it carries replaced by asterisks (logs, history)."""
-    if not isinstance(payload, dict):
-        return payload
-    if action == "ChangeConfiguration" and payload.get("key") == PASSWORD_KEY_V16:
-        return payload | {"value": REDACTED}
-    if action == "SetVariables" and isinstance(payload.get("setVariableData"), list):
-        items = []
-        for item in payload["setVariableData"]:
-            if (
-                isinstance(item, dict)
-                and (item.get("variable") or {}).get("name") == "BasicAuthPassword"
-            ):
-                item = item | {"attributeValue": REDACTED}
-            items.append(item)
-        return payload | {"setVariableData": items}
-    return payload
 
 
 def _password_make_current(station: Station, encoded: str) -> None:
@@ -639,7 +596,7 @@ def station_password_command_finished(
     )
     if command is None:
         return
-    password = _password_in(command)
+    password = password_in(command.action, command.payload)
     if password is None:
         return
     _command_redact(command_id=command_id)

@@ -16,7 +16,7 @@ from decimal import Decimal, DecimalException, InvalidOperation
 
 from django.db import IntegrityError, transaction
 
-from ocpp_gateway.timeutil import parse_ocpp_time
+from ocpp_spec.times import parse_ocpp_time
 from stations.models import Connector, IdTag, Station, Transaction
 from stations.services.charging import (
     BIGINT_MAX,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gateway.identity import SUBPROTOCOLS
+from ocpp_spec.identity import SUBPROTOCOLS
 
 # The module, not the function: a test_* name imported here would be collected as a test.
 from tests.e2e import conftest as e2e

@@ -17,7 +17,6 @@ from channels.db import database_sync_to_async
 from ocpp.exceptions import SecurityError
 from ocpp.v16 import call as call16
 
-from ocpp_gateway.auth import hash_password
 from ocpp_gateway.simulator import (
     CLOSE_REPLACED,
     HandshakeRefused,
@@ -25,6 +24,7 @@ from ocpp_gateway.simulator import (
     TransactionState,
     open_simulator,
 )
+from ocpp_spec.passwords import hash_password
 from stations.models import (
     ConnectionAttempt,
     IdTag,

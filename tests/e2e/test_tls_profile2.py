@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ocpp_gateway.auth import hash_password
+from ocpp_spec.passwords import hash_password
 from stations.models import ConnectionAttempt, Station
 from tests.e2e.conftest import server_environment
 from tests.e2e.servers import HOST, DaphneServer, free_port

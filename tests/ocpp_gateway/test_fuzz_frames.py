@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocpp_gateway.handlers import charge_point_class
-from ocpp_gateway.identity import SUBPROTOCOLS
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 from ocpp_gateway.protocol import StationContext
+from ocpp_spec.identity import SUBPROTOCOLS
 from tests.factories import make_cpo, make_station
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

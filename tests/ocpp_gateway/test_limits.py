@@ -10,9 +10,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db.models import Sum
 
-from ocpp_gateway.auth import hash_password
 from ocpp_gateway.limits import FrameRateLimit, TokenBucket
 from ocpp_gateway.refusals import RefusalLog, refusal_log, refuse
+from ocpp_spec.passwords import hash_password
 from stations.models import ConnectionAttempt, Station
 from stations.services.registration import connection_refusal_record
 from tests.factories import make_station

@@ -9,9 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from ocpp_gateway.auth import hash_password
 from ocpp_gateway.consumers import CLOSE_REPLACED
 from ocpp_gateway.message_log import message_log
+from ocpp_spec.passwords import hash_password
 from stations.models import ConnectionAttempt, OcppMessage, Station
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger

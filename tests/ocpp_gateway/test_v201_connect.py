@@ -10,9 +10,9 @@ from unittest.mock import MagicMock
 import pytest
 from channels.db import database_sync_to_async
 
-from ocpp_gateway.auth import hash_password
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.protocol import StationContext
+from ocpp_spec.passwords import hash_password
 from stations.models import Station
 from stations.services.commands import command_request_system
 from tests.factories import make_station

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from cpo.models import AuditEvent, Membership
-from ocpp_gateway.auth import verify_password
+from ocpp_spec.passwords import verify_password
 from stations.models import Command, Protocol, Station
 from tests.factories import make_member, make_station, make_user
 

@@ -10,8 +10,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.hashers import make_password
 
-from ocpp_gateway.auth import hash_password, needs_rehash, verify_password
 from ocpp_gateway.message_log import message_log
+from ocpp_spec.passwords import hash_password, needs_rehash, verify_password
 from stations.models import Command, OcppMessage, Station
 from stations.services.commands import command_mark_sent, command_record_result
 from stations.services.registration import (

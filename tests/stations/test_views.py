@@ -447,7 +447,7 @@ def test_connect_a_charger_shows_both_urls_and_every_supported_subprotocol(
 ):
     settings.OCPP_PUBLIC_URL = "wss://csms.example.com"
     monkeypatch.setitem(
-        __import__("ocpp_gateway.identity").identity.SUBPROTOCOLS, "ocpp2.0.1", "2.0.1"
+        __import__("ocpp_spec.identity").identity.SUBPROTOCOLS, "ocpp2.0.1", "2.0.1"
     )
     client.force_login(alice)
 

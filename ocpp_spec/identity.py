@@ -8,7 +8,7 @@ import re
 CBID_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")
 
 # Subprotocol → OCPP version, newest first: a charger offering several gets the newest.
-# Only versions with handlers in ocpp_gateway.handlers are listed.
+# Only versions the gateway has handlers for are listed.
 SUBPROTOCOLS: dict[str, str] = {
     "ocpp2.1": "2.1",
     "ocpp2.0.1": "2.0.1",
