@@ -10,9 +10,9 @@ import asyncio
 import logging
 import weakref
 
-from ocpp_gateway.calls import ERROR, interpret_result, kind_for_action
 from ocpp_gateway.db import db_call
 from ocpp_gateway.protocol import CallErrorReceived
+from ocpp_spec.commands import ERROR, interpret_result, kind_for_action
 from stations.models import Command
 from stations.services.commands import (
     command_mark_sent,

@@ -8,7 +8,13 @@ from typing import ClassVar
 from django import forms
 
 from cpo.models import Cpo
-from ocpp_gateway.calls import KINDS_ALLOWED_WHEN_PENDING
+from ocpp_spec.commands import (
+    COMMAND_KINDS,
+    KINDS_ALLOWED_WHEN_PENDING,
+    TRIGGERABLE_MESSAGES,
+    TRIGGERED_PER_CONNECTOR,
+    CommandKind,
+)
 from stations.models import (
     Connector,
     OcppVersion,
@@ -219,6 +225,11 @@ def _is_v2(station: Station) -> bool:
     return station.ocpp_version in (OcppVersion.V201, OcppVersion.V21)
 
 
+def _version(station: Station) -> str:
+    # A station that never connected has no version yet: its forms are 1.6's.
+    return station.ocpp_version or OcppVersion.V16
+
+
 def connector_choice_label(connector: Connector) -> str:
     if connector.evse_id is None:
         return f"Connector {connector.connector_id}"
@@ -226,7 +237,7 @@ def connector_choice_label(connector: Connector) -> str:
 
 
 def connector_params(connector: Connector | None) -> dict:
-    """The version-neutral address of a connector (`ocpp_gateway.calls`)."""
+    """The version-neutral address of a connector (`ocpp_spec.commands`)."""
     if connector is None:
         return {"connector_id": None, "evse_id": None}
     return {"connector_id": connector.connector_id, "evse_id": connector.evse_id}
@@ -235,13 +246,12 @@ def connector_params(connector: Connector | None) -> dict:
 class CommandForm(forms.Form):
     """One command on the station page; `params()` gives `command_request`'s params.
 
-    Each kind's form has its own prefix (its kind), so several share one page.
+    `kind` names its entry in `ocpp_spec.commands.COMMAND_KINDS`, which says everything
+    else about it (OCPP names, versions, whether a Pending station may take it). Each
+    kind's form has its own prefix (its kind), so several share one page.
     """
 
     kind: ClassVar[str]
-    title: ClassVar[str]
-    # The OCPP 2.x name where it differs from the 1.6 one.
-    title_v2: ClassVar[str | None] = None
     button: ClassVar[str] = "Send"
     description: ClassVar[str] = ""
 
@@ -253,8 +263,13 @@ class CommandForm(forms.Form):
         self.transactions = {str(t.pk): t for t in transactions}
 
     @property
+    def spec(self) -> CommandKind:
+        return COMMAND_KINDS[self.kind]
+
+    @property
     def action_name(self) -> str:
-        return self.title_v2 if self.v2 and self.title_v2 else self.title
+        """The OCPP action for this station's version (GetConfiguration / GetVariables…)."""
+        return self.spec.action_for(_version(self.station))
 
     def _connector_field(self, *, label: str, required: bool, empty: str | None) -> None:
         choices = [(pk, connector_choice_label(c)) for pk, c in self.connectors.items()]
@@ -278,7 +293,6 @@ class CommandForm(forms.Form):
 
 class ResetForm(CommandForm):
     kind = "reset"
-    title = "Reset"
     button = "Reset"
     description = (
         "Soft: the charger ends running transactions, then restarts. Hard: it reboots now."
@@ -297,16 +311,10 @@ class ResetForm(CommandForm):
 
 class TriggerMessageForm(CommandForm):
     kind = "trigger_message"
-    title = "TriggerMessage"
     button = "Trigger"
     description = "Ask the charger to send one message now."
 
-    message = forms.ChoiceField(
-        label="Message",
-        choices=[
-            (m, m) for m in ("BootNotification", "StatusNotification", "Heartbeat", "MeterValues")
-        ],
-    )
+    message = forms.ChoiceField(label="Message", choices=[(m, m) for m in TRIGGERABLE_MESSAGES])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -316,15 +324,13 @@ class TriggerMessageForm(CommandForm):
     def params(self) -> dict:
         message = self.cleaned_data["message"]
         connector = self._chosen_connector()
-        if message not in ("StatusNotification", "MeterValues"):
+        if message not in TRIGGERED_PER_CONNECTOR:
             connector = None
         return {"message": message, **connector_params(connector)}
 
 
 class GetConfigurationForm(CommandForm):
     kind = "get_configuration"
-    title = "GetConfiguration"
-    title_v2 = "GetVariables"
     button = "Get"
     description = "Read configuration keys; the answer fills the configuration table."
 
@@ -351,8 +357,6 @@ class GetConfigurationForm(CommandForm):
 
 class ChangeConfigurationForm(CommandForm):
     kind = "change_configuration"
-    title = "ChangeConfiguration"
-    title_v2 = "SetVariables"
     button = "Change"
     description = "Set one configuration key."
 
@@ -377,7 +381,6 @@ class ChangeConfigurationForm(CommandForm):
 
 class ChangeAvailabilityForm(CommandForm):
     kind = "change_availability"
-    title = "ChangeAvailability"
     button = "Change"
     description = "Take the station or one connector out of service, or back in."
 
@@ -405,7 +408,6 @@ class ChangeAvailabilityForm(CommandForm):
 
 class UnlockConnectorForm(CommandForm):
     kind = "unlock_connector"
-    title = "UnlockConnector"
     button = "Unlock"
     description = "Release the cable of a connector."
 
@@ -423,8 +425,6 @@ class UnlockConnectorForm(CommandForm):
 
 class RemoteStartForm(CommandForm):
     kind = "remote_start"
-    title = "RemoteStartTransaction"
-    title_v2 = "RequestStartTransaction"
     button = "Start"
     description = "Start charging for an id tag."
 
@@ -452,8 +452,6 @@ class RemoteStartForm(CommandForm):
 
 class RemoteStopForm(CommandForm):
     kind = "remote_stop"
-    title = "RemoteStopTransaction"
-    title_v2 = "RequestStopTransaction"
     button = "Stop"
     description = "Stop the current transaction."
 
@@ -477,14 +475,12 @@ class RemoteStopForm(CommandForm):
 
 class ClearCacheForm(CommandForm):
     kind = "clear_cache"
-    title = "ClearCache"
     button = "Clear cache"
     description = "Empty the charger's authorization cache."
 
 
 class GetBaseReportForm(CommandForm):
     kind = "get_base_report"
-    title = "GetBaseReport"
     button = "Get report"
     description = "The charger reports its device model (NotifyReport); it fills the table."
 
@@ -516,14 +512,13 @@ COMMAND_FORMS: dict[str, type[CommandForm]] = {
         GetBaseReportForm,
     )
 }
-# GetBaseReport exists in OCPP 2.x only.
-V2_ONLY_KINDS = frozenset({"get_base_report"})
 
 
 def command_kinds_for(station: Station) -> list[str]:
-    """The kinds the station page offers: by OCPP version, and only configuration and
-    trigger commands while the station is not Accepted."""
-    kinds = [k for k in COMMAND_FORMS if _is_v2(station) or k not in V2_ONLY_KINDS]
+    """The kinds the station page offers: those of its OCPP version, and only
+    configuration and trigger commands while the station is not Accepted."""
+    version = _version(station)
+    kinds = [k for k in COMMAND_FORMS if version in COMMAND_KINDS[k].versions]
     if station.registration_status != RegistrationStatus.ACCEPTED:
         kinds = [k for k in kinds if k in KINDS_ALLOWED_WHEN_PENDING]
     return kinds

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from cpo.audit import Action, audit_record
 from cpo.models import WRITE_ROLES, Cpo
-from ocpp_gateway.calls import KINDS_ALLOWED_WHEN_PENDING, build_call
+from ocpp_spec.commands import KINDS_ALLOWED_WHEN_PENDING, build_call
 from stations.models import (
     Command,
     OcppVersion,

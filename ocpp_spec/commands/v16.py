@@ -6,55 +6,45 @@ ChangeConfiguration's value is a string, optional fields are left out rather tha
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ocpp_gateway.calls import ACCEPTED, ERROR, REJECTED, CommandNotSupported
-
-TRIGGERABLE = frozenset({"BootNotification", "StatusNotification", "Heartbeat", "MeterValues"})
-
-# The charger's status → Command.Status, per action. RebootRequired, Scheduled: accepted,
-# the charger will act later (the answer is kept on the Command for the panel to show).
-_STATUSES: dict[str, dict[str, str]] = {
-    "reset": {"Accepted": ACCEPTED, "Rejected": REJECTED},
-    "trigger_message": {"Accepted": ACCEPTED, "Rejected": REJECTED, "NotImplemented": REJECTED},
-    "change_configuration": {
-        "Accepted": ACCEPTED,
-        "RebootRequired": ACCEPTED,
-        "Rejected": REJECTED,
-        "NotSupported": REJECTED,
-    },
-    "change_availability": {"Accepted": ACCEPTED, "Scheduled": ACCEPTED, "Rejected": REJECTED},
-    "unlock_connector": {"Unlocked": ACCEPTED, "UnlockFailed": REJECTED, "NotSupported": REJECTED},
-    "remote_start": {"Accepted": ACCEPTED, "Rejected": REJECTED},
-    "remote_stop": {"Accepted": ACCEPTED, "Rejected": REJECTED},
-    "clear_cache": {"Accepted": ACCEPTED, "Rejected": REJECTED},
-}
+from ocpp_spec.commands.base import (
+    ACCEPTED,
+    ERROR,
+    TRIGGERABLE,
+    Builder,
+    VersionCall,
+)
 
 
-def build(kind: str, params: dict) -> tuple[str, dict]:
-    """The 1.6 action and payload of a command kind (see `ocpp_gateway.calls`)."""
-    builder = _BUILDERS.get(kind)
-    if builder is None:
-        raise CommandNotSupported(f"{kind} is not an OCPP 1.6 command.")
-    try:
-        return builder(params)
-    except KeyError as exc:
-        raise ValueError(f"{kind} needs {exc.args[0]!r}.") from exc
+def call(
+    action: str,
+    build: Builder,
+    *,
+    statuses: Mapping[str, str],
+    interpret: Callable[[dict], str] | None = None,
+) -> VersionCall:
+    """A 1.6 VersionCall: the answer's `status` through `statuses`, any other status an error.
+
+    `interpret` reads answers that carry no status (GetConfiguration).
+    """
+
+    def read(response: Any) -> str:
+        if not isinstance(response, dict):
+            return ERROR
+        if interpret is not None:
+            return interpret(response)
+        return statuses.get(response.get("status"), ERROR)
+
+    return VersionCall(action=action, build=build, statuses=statuses, interpret=read)
 
 
-def interpret(kind: str, response: dict) -> str:
-    """accepted / rejected / error for the charger's CALLRESULT payload."""
-    if not isinstance(response, dict):
-        return ERROR
-    if kind == "get_configuration":
-        # No status: any well-formed answer is the charger doing what was asked.
-        keys = response.get("configurationKey", [])
-        unknown = response.get("unknownKey", [])
-        return ACCEPTED if isinstance(keys, list) and isinstance(unknown, list) else ERROR
-    statuses = _STATUSES.get(kind)
-    if statuses is None:
-        raise CommandNotSupported(f"{kind} is not an OCPP 1.6 command.")
-    return statuses.get(response.get("status"), ERROR)
+def configuration_answer(response: dict) -> str:
+    """GetConfiguration has no status: any well-formed answer is the charger doing it."""
+    keys = response.get("configurationKey", [])
+    unknown = response.get("unknownKey", [])
+    return ACCEPTED if isinstance(keys, list) and isinstance(unknown, list) else ERROR
 
 
 def _int(value: Any, name: str, *, minimum: int = 0) -> int:
@@ -72,14 +62,14 @@ def _int(value: Any, name: str, *, minimum: int = 0) -> int:
     return number
 
 
-def _reset(params: dict) -> tuple[str, dict]:
+def reset(params: dict) -> tuple[str, dict]:
     reset_type = str(params["type"]).lower()
     if reset_type not in ("soft", "hard"):
         raise ValueError("Reset type must be soft or hard.")
     return "Reset", {"type": reset_type.capitalize()}
 
 
-def _trigger_message(params: dict) -> tuple[str, dict]:
+def trigger_message(params: dict) -> tuple[str, dict]:
     message = params["message"]
     if message not in TRIGGERABLE:
         raise ValueError(f"Cannot trigger {message!r}: one of {', '.join(sorted(TRIGGERABLE))}.")
@@ -89,7 +79,7 @@ def _trigger_message(params: dict) -> tuple[str, dict]:
     return "TriggerMessage", payload
 
 
-def _get_configuration(params: dict) -> tuple[str, dict]:
+def get_configuration(params: dict) -> tuple[str, dict]:
     keys = params.get("keys") or []
     if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
         raise ValueError("Configuration keys must be a list of names.")
@@ -98,7 +88,7 @@ def _get_configuration(params: dict) -> tuple[str, dict]:
     return "GetConfiguration", ({"key": keys} if keys else {})
 
 
-def _change_configuration(params: dict) -> tuple[str, dict]:
+def change_configuration(params: dict) -> tuple[str, dict]:
     key = str(params["key"]).strip()
     if not key:
         raise ValueError("The configuration key is empty.")
@@ -109,7 +99,7 @@ def _change_configuration(params: dict) -> tuple[str, dict]:
     return "ChangeConfiguration", {"key": key, "value": str(value)}
 
 
-def _change_availability(params: dict) -> tuple[str, dict]:
+def change_availability(params: dict) -> tuple[str, dict]:
     operative = params["operative"]
     if not isinstance(operative, bool):
         raise ValueError("operative must be true or false.")
@@ -119,12 +109,12 @@ def _change_availability(params: dict) -> tuple[str, dict]:
     }
 
 
-def _unlock_connector(params: dict) -> tuple[str, dict]:
+def unlock_connector(params: dict) -> tuple[str, dict]:
     # Connector 0 is the station itself: nothing to unlock there.
     return "UnlockConnector", {"connectorId": _int(params["connector_id"], "Connector", minimum=1)}
 
 
-def _remote_start(params: dict) -> tuple[str, dict]:
+def remote_start(params: dict) -> tuple[str, dict]:
     id_tag = str(params["id_tag"]).strip()
     if not id_tag:
         raise ValueError("The id tag is empty.")
@@ -134,24 +124,11 @@ def _remote_start(params: dict) -> tuple[str, dict]:
     return "RemoteStartTransaction", payload
 
 
-def _remote_stop(params: dict) -> tuple[str, dict]:
+def remote_stop(params: dict) -> tuple[str, dict]:
     # 1.6 transaction ids are the backend's integers (Transaction.pk).
     transaction_id = _int(params["transaction_id"], "Transaction id", minimum=0)
     return "RemoteStopTransaction", {"transactionId": transaction_id}
 
 
-def _clear_cache(params: dict) -> tuple[str, dict]:
+def clear_cache(params: dict) -> tuple[str, dict]:
     return "ClearCache", {}
-
-
-_BUILDERS = {
-    "reset": _reset,
-    "trigger_message": _trigger_message,
-    "get_configuration": _get_configuration,
-    "change_configuration": _change_configuration,
-    "change_availability": _change_availability,
-    "unlock_connector": _unlock_connector,
-    "remote_start": _remote_start,
-    "remote_stop": _remote_stop,
-    "clear_cache": _clear_cache,
-}

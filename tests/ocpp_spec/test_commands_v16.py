@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ocpp.messages import get_validator
 
-from ocpp_gateway.calls import (
+from ocpp_spec.commands import (
     COMMAND_KINDS,
     KINDS_ALLOWED_WHEN_PENDING,
     CommandNotSupported,
