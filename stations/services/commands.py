@@ -25,23 +25,21 @@ from django.utils import timezone
 
 from cpo.audit import Action, audit_record
 from cpo.models import WRITE_ROLES, Cpo
-from ocpp_spec.commands import KINDS_ALLOWED_WHEN_PENDING, build_call
+from ocpp_spec.commands import KINDS_ALLOWED_WHEN_PENDING, build_call, kind_for_action
 from stations.models import (
     Command,
     OcppVersion,
     Protocol,
     RegistrationStatus,
     Station,
-    StationVariable,
 )
-from stations.services.device_model import device_model_store_get_variables
+from stations.services.command_outcomes import CommandOutcome, command_outcome_dispatch
 from stations.services.notify import (
     DeliveryFailed,
     process_mailbox,
     station_notify,
     station_notify_many,
 )
-from stations.services.registration import station_password_command_finished
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +288,8 @@ def command_record_result(
 ) -> bool:
     """Write the outcome of a sent Command; False if it had already been finished.
 
-    A GetConfiguration (or 2.x GetVariables) answer also updates the station's variables.
+    Then the handlers registered for its kind run (`command_outcomes`): e.g. a
+    GetConfiguration answer updates the station's variables.
     """
     with transaction.atomic():
         updated = Command.objects.filter(pk=command_id, status=Status.SENT).update(
@@ -301,10 +300,18 @@ def command_record_result(
         )
         if not updated:
             return False
-        station_password_command_finished(command_id=command_id, status=status, response=response)
-        if status == Status.ACCEPTED and isinstance(response, dict):
-            command = Command.objects.only("station_id", "action", "payload").get(pk=command_id)
-            _store_variables(command=command, response=response)
+        command = Command.objects.only("station_id", "action", "payload").get(pk=command_id)
+        command_outcome_dispatch(
+            CommandOutcome(
+                command_id=command_id,
+                station_id=command.station_id,
+                kind=kind_for_action(command.action),
+                action=command.action,
+                payload=command.payload,
+                status=status,
+                response=response,
+            )
+        )
     return True
 
 
@@ -345,45 +352,3 @@ def station_command_history(*, station: Station, limit: int = 50) -> QuerySet[Co
     """The station's latest Commands, newest first, stale ones finished first."""
     command_expire_stale(station=station)
     return station.commands.select_related("requested_by").order_by("-created_at", "-id")[:limit]
-
-
-# ---- configuration answers ------------------------------------------------------------
-
-
-def _store_variables(*, command: Command, response: dict) -> None:
-    if command.action == "GetConfiguration":
-        _store_configuration_keys(command=command, response=response)
-    elif command.action == "GetVariables":
-        # OCPP 2.x: the device model's rules (one row per component/variable/attribute).
-        device_model_store_get_variables(
-            station_id=command.station_id, results=response.get("getVariableResult")
-        )
-
-
-def _store_configuration_keys(*, command: Command, response: dict) -> None:
-    """OCPP 1.6 keys are StationVariable rows with no component."""
-    station_id = command.station_id
-    reported = {}
-    for item in response.get("configurationKey") or []:
-        if isinstance(item, dict) and isinstance(item.get("key"), str):
-            reported[item["key"][:100]] = item
-    v16_rows = StationVariable.objects.filter(station_id=station_id, component="")
-    asked = command.payload.get("key") or []
-    if not asked:
-        # Every key was asked for: a key the charger no longer reports is gone.
-        v16_rows.exclude(variable__in=list(reported)).delete()
-    unknown = [k for k in response.get("unknownKey") or [] if isinstance(k, str)]
-    if unknown:
-        v16_rows.filter(variable__in=unknown).delete()
-    for key, item in reported.items():
-        value = item.get("value")
-        StationVariable.objects.update_or_create(
-            station_id=station_id,
-            component="",
-            variable=key,
-            defaults={
-                "value": "" if value is None else str(value)[:2500],
-                "mutability": "ReadOnly" if item.get("readonly") else "ReadWrite",
-                "attribute_type": "Actual",
-            },
-        )

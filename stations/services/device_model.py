@@ -1,4 +1,6 @@
-"""The OCPP 2.x device model: what a charger reports about its components and variables.
+"""What a charger reports about its configuration: 1.6 keys and the 2.x device model.
+
+1.6 GetConfiguration answers become StationVariable rows without a component.
 
 NotifyReport (the answer to GetBaseReport), GetVariables results and NotifyEvent all say
 "component C, variable V, attribute A has value X"; they become StationVariable rows, one
@@ -17,7 +19,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from ocpp.charge_point import camel_to_snake_case
 
+from ocpp_spec.commands import ACCEPTED
 from stations.models import StationVariable
+from stations.services.command_outcomes import CommandOutcome, command_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -210,3 +214,52 @@ def device_model_store_events(*, station_id: int, event_data: list[dict] | None)
             )
         readings.append(VariableReading(**where, value=_limit("value", event.get("actual_value"))))
     return station_variables_store(station_id=station_id, readings=readings)
+
+
+# ---- configuration answers -------------------------------------------------------------
+
+
+@command_outcome("get_configuration")
+def configuration_answer_store(outcome: CommandOutcome) -> None:
+    """A GetConfiguration (1.6) or GetVariables (2.x) answer updates the station's variables."""
+    if outcome.status != ACCEPTED or not isinstance(outcome.response, dict):
+        return
+    if outcome.action == "GetConfiguration":
+        configuration_keys_store(
+            station_id=outcome.station_id, asked=outcome.payload, response=outcome.response
+        )
+    elif outcome.action == "GetVariables":
+        # OCPP 2.x: the device model's rules (one row per component/variable/attribute).
+        device_model_store_get_variables(
+            station_id=outcome.station_id, results=outcome.response.get("getVariableResult")
+        )
+
+
+def configuration_keys_store(*, station_id: int, asked: dict, response: dict) -> None:
+    """OCPP 1.6 keys are StationVariable rows with no component.
+
+    `asked`: the GetConfiguration payload; when it named no key, every key was asked for,
+    and a key the charger no longer reports is gone.
+    """
+    reported = {}
+    for item in response.get("configurationKey") or []:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            reported[item["key"][:100]] = item
+    v16_rows = StationVariable.objects.filter(station_id=station_id, component="")
+    if not asked.get("key"):
+        v16_rows.exclude(variable__in=list(reported)).delete()
+    unknown = [k for k in response.get("unknownKey") or [] if isinstance(k, str)]
+    if unknown:
+        v16_rows.filter(variable__in=unknown).delete()
+    for key, item in reported.items():
+        value = item.get("value")
+        StationVariable.objects.update_or_create(
+            station_id=station_id,
+            component="",
+            variable=key,
+            defaults={
+                "value": "" if value is None else str(value)[:2500],
+                "mutability": "ReadOnly" if item.get("readonly") else "ReadWrite",
+                "attribute_type": "Actual",
+            },
+        )

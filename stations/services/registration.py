@@ -14,6 +14,7 @@ from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ocpp_spec.commands import ACCEPTED, REJECTED
 from ocpp_spec.passwords import (
     PASSWORD_MAX,
     PASSWORD_MIN,
@@ -33,6 +34,8 @@ from stations.models import (
     RegistrationStatus,
     Station,
 )
+from stations.services.command_outcomes import CommandOutcome, command_outcome
+from stations.services.commands import command_request, command_request_system
 
 logger = logging.getLogger(__name__)
 
@@ -509,8 +512,6 @@ def station_password_rotate(*, station: Station, user=None) -> str:
     the user may command the station (PermissionDenied). Raises ValueError when the
     command cannot be delivered (offline, not an OCPP station): nothing changes then.
     """
-    from stations.services.commands import command_request, command_request_system
-
     fresh = Station.objects.get(pk=station.pk)
     if fresh.protocol != Protocol.OCPP:
         raise ValueError("Only OCPP stations have Basic-auth passwords.")
@@ -533,7 +534,7 @@ def station_password_rotate(*, station: Station, user=None) -> str:
     if command is None or command.status not in (Command.Status.QUEUED, Command.Status.SENT):
         _password_pending_clear(station_id=fresh.pk, pending=pending)
         if command is not None:
-            _command_redact(command_id=command.pk)
+            _command_redact(command_id=command.pk, action=command.action, payload=command.payload)
         raise ValueError(
             command.error if command is not None else "The password could not be sent."
         )
@@ -558,11 +559,10 @@ def _charger_status(response: dict | None) -> str:
     return ""
 
 
-def _command_redact(*, command_id: int) -> None:
-    command = Command.objects.only("action", "payload").get(pk=command_id)
-    payload = redact_password(command.action, command.payload)
-    if payload != command.payload:
-        Command.objects.filter(pk=command_id).update(payload=payload)
+def _command_redact(*, command_id: int, action: str, payload: dict) -> None:
+    redacted = redact_password(action, payload)
+    if redacted != payload:
+        Command.objects.filter(pk=command_id).update(payload=redacted)
 
 
 def _password_make_current(station: Station, encoded: str) -> None:
@@ -580,35 +580,27 @@ def _password_make_current(station: Station, encoded: str) -> None:
     )
 
 
-def station_password_command_finished(
-    *, command_id: int, status: str, response: dict | None = None
-) -> None:
-    """The command recorder's hook: a password-setting Command got its outcome.
+@command_outcome("change_configuration")
+def station_password_outcome(outcome: CommandOutcome) -> None:
+    """A password-setting Command got its result (any other change_configuration: nothing).
 
     Accepted by the charger: the pending password becomes the password. RebootRequired:
     both stay valid until the charger logs in with the new one. Refused: the pending one
     is dropped. Either way the password is blanked out of the Command's payload.
     """
-    command = (
-        Command.objects.filter(pk=command_id, action__in=["ChangeConfiguration", "SetVariables"])
-        .only("station_id", "action", "payload")
-        .first()
-    )
-    if command is None:
-        return
-    password = password_in(command.action, command.payload)
+    password = password_in(outcome.action, outcome.payload)
     if password is None:
         return
-    _command_redact(command_id=command_id)
+    _command_redact(command_id=outcome.command_id, action=outcome.action, payload=outcome.payload)
     with transaction.atomic():
-        station = Station.objects.select_for_update().get(pk=command.station_id)
+        station = Station.objects.select_for_update().get(pk=outcome.station_id)
         pending = station.auth_password_pending_hash
         if not pending or not verify_password(password, pending, version="2.0.1"):
             return  # A newer rotation replaced it, or it was already settled.
-        charger_status = _charger_status(response)
-        if status == Command.Status.ACCEPTED and charger_status == "Accepted":
+        charger_status = _charger_status(outcome.response)
+        if outcome.status == ACCEPTED and charger_status == "Accepted":
             _password_make_current(station, pending)
             logger.info("Station %s confirmed its new password", station.cbid)
-        elif status == Command.Status.REJECTED:
+        elif outcome.status == REJECTED:
             Station.objects.filter(pk=station.pk).update(auth_password_pending_hash="")
             logger.warning("Station %s refused its new password", station.cbid)
