@@ -46,7 +46,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # each proxied connection costs two.
 HAPROXY_FD_BUDGET = int(os.environ.get("BENCH_HAPROXY_FD_BUDGET", "19000"))
 SCENARIOS = ["boot", "steady", "peak", "fanout"]
-# py-spy frames of the project's own code, e.g. "station_boot (stations/services/registration.py)".
+# py-spy frames of the project's own code, e.g. "station_boot (stations/services/boot.py)".
 PROJECT_FRAME = re.compile(r"\((?:stations|ocpp_gateway|cpo|virta)/")
 # Concurrent "web requests" that ask for the fan-out's commands.
 FANOUT_REQUEST_THREADS = 8

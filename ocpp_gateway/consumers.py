@@ -25,8 +25,8 @@ from ocpp_gateway.refusals import refuse, remote_addr
 from ocpp_spec.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from stations.models import Command, ConnectionAttempt
 from stations.services.commands import command_record_failure
-from stations.services.registration import (
-    ConnectionRefused,
+from stations.services.refusals import ConnectionRefused
+from stations.services.sessions import (
     station_close_session,
     station_open_session,
     station_session_reload,

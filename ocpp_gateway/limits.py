@@ -1,7 +1,8 @@
 """Limits on what one charger connection may cost: frame rate and flooding.
 
 Handshake spam (new pool entries per address, pool size) and password brute force are
-decided by the database, across processes: `stations.services.registration`.
+decided by the database, across processes: `stations.services.sessions` and
+`stations.services.refusals`.
 """
 
 from __future__ import annotations

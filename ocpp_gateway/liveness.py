@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ocpp_gateway.db import db_call
-from stations.services.registration import (
+from stations.services.liveness import (
     stale_cutoff,
     station_liveness_refresh,
     station_sweep_stale_connections,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from ocpp_gateway.db import db_call
-from stations.services.registration import REFUSALS_PER_CBID, connection_refusal_record
+from stations.services.refusals import REFUSALS_PER_CBID, connection_refusal_record
 
 logger = logging.getLogger("ocpp_gateway.refusals")
 

@@ -22,6 +22,7 @@ from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from ocpp_spec.errors import CallErrorReply
 from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
+from stations.services.boot import BootInfo, station_boot
 from stations.services.charging import (
     BIGINT_MAX,
     IdTagInfo,
@@ -32,7 +33,6 @@ from stations.services.charging import (
     transaction_start,
     transaction_stop,
 )
-from stations.services.registration import BootInfo, station_boot
 
 # Connector ids are stored in PositiveIntegerField (32-bit on PostgreSQL).
 CONNECTOR_ID_MAX = 2**31 - 1

@@ -17,9 +17,9 @@ from ocpp_gateway.db import db_call
 from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
+from stations.services.boot import BootInfo, station_boot
 from stations.services.charging import IdTagInfo, MeterReading, StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
-from stations.services.registration import BootInfo, station_boot
 from stations.services.transaction_events import (
     TransactionEventData,
     id_token_authorize,

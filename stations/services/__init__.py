@@ -5,5 +5,18 @@ through `ocpp_gateway.db.db_call` (the OCPP gateway: in parallel, on the databas
 or `channels.db.database_sync_to_async`. Nothing may rely on running on one thread. One
 module per concern:
 
-- `registration`: chargers connecting, booting, disconnecting (the pool).
+- `sessions`: chargers connecting and disconnecting, the session a consumer holds, the pool.
+- `boot`: BootNotification: what the charger told, Accepted or Pending.
+- `refusals`: refused handshakes, their aggregated record, the brute-force lockout.
+- `liveness`: `last_seen` of live stations, the sweep of stations whose process died.
+- `passwords`: charger passwords: checked at the handshake, issued, rotated, confirmed.
+- `claiming`: "Add new station", moving stations between CPOs, the assignment trail.
+- `station_settings`: what staff edit after claiming (place, flags, connectors).
+- `commands`: the Command record of a call to a charger, requested and finished.
+- `command_outcomes`: handlers that run when a command's result arrives, per kind.
+- `notify`: reaching the consumer that holds a charger's socket (the channel layer).
+- `charging`: id tags, connector status, 1.6 transactions, meter values.
+- `transaction_events`: OCPP 2.x TransactionEvent.
+- `device_model`: what a charger reports of its configuration (1.6 keys, 2.x variables).
+- `station_log`: the OCPP message log of a station, as the log page reads it.
 """

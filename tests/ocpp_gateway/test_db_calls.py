@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from ocpp_gateway.db import db_call
-from stations.services.registration import BootDecision
+from stations.services.boot import BootDecision
 from tests.ocpp_gateway.conftest import open_charger
 
 # Database access allowed: each call closes its thread's stale connection first, as

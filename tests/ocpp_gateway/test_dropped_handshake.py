@@ -9,7 +9,7 @@ import pytest
 
 from ocpp_gateway import liveness
 from stations.models import Station
-from stations.services import registration
+from stations.services import sessions
 from tests.ocpp_gateway.conftest import open_charger
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -31,7 +31,7 @@ async def test_a_handshake_killed_while_the_session_opens_closes_it_again(monkey
     def slow_open(**kwargs):
         started.set()
         release.wait(5)
-        return registration.station_open_session(**kwargs)
+        return sessions.station_open_session(**kwargs)
 
     monkeypatch.setattr("ocpp_gateway.consumers.station_open_session", slow_open)
     charger = open_charger("CP-DROPPED")
@@ -51,7 +51,7 @@ async def test_a_socket_dropped_while_the_session_opens_ends_offline(monkeypatch
     def slow_open(**kwargs):
         started.set()
         release.wait(5)
-        return registration.station_open_session(**kwargs)
+        return sessions.station_open_session(**kwargs)
 
     monkeypatch.setattr("ocpp_gateway.consumers.station_open_session", slow_open)
     charger = open_charger("CP-GONE")

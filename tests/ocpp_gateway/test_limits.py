@@ -14,7 +14,7 @@ from ocpp_gateway.limits import FrameRateLimit, TokenBucket
 from ocpp_gateway.refusals import RefusalLog, refusal_log, refuse
 from ocpp_spec.passwords import hash_password
 from stations.models import ConnectionAttempt, Station
-from stations.services.registration import connection_refusal_record
+from stations.services.refusals import connection_refusal_record
 from tests.factories import make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -195,7 +195,7 @@ async def test_the_lockout_does_not_check_the_password(settings, monkeypatch):
         await connect_and_leave(ATTACKER, "CP-LOCK", basic_auth("CP-LOCK", "x" * 16))
     checked = []
     monkeypatch.setattr(
-        "stations.services.registration.verify_password",
+        "stations.services.passwords.verify_password",
         lambda *args, **kwargs: checked.append(args) or True,
     )
     assert not await connect_and_leave(ATTACKER, "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ocpp_gateway import liveness
 from stations.models import Station
-from stations.services import registration
+from stations.services import liveness as liveness_service
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -112,6 +112,6 @@ def test_a_refresh_does_not_revive_a_station_that_disconnected_after_the_snapsho
     as_of = timezone.now()
     station = make_station("CP-LEFT", connected=False, channel_name="")
     Station.objects.filter(pk=station.pk).update(disconnected_at=timezone.now())
-    registration.station_liveness_refresh(live={station.pk: "old!1"}, as_of=as_of)
+    liveness_service.station_liveness_refresh(live={station.pk: "old!1"}, as_of=as_of)
     station.refresh_from_db()
     assert (station.connected, station.channel_name) == (False, "")

@@ -6,8 +6,10 @@ import pytest
 from django.test.utils import CaptureQueriesContext
 
 from stations.models import Station
-from stations.services import registration
-from stations.services.registration import BootInfo, station_boot, station_open_session
+from stations.services import sessions
+from stations.services.boot import BootInfo, station_boot
+from stations.services.refusals import ConnectionRefused
+from stations.services.sessions import station_open_session
 from tests.factories import make_station
 
 pytestmark = [pytest.mark.django_db]
@@ -50,7 +52,7 @@ def test_a_connection_that_changed_meanwhile_is_read_again(monkeypatch):
     stale = Station.objects.get(cbid="CP-1")
     # Another process connected the station between our read and our update.
     Station.objects.filter(pk=stale.pk).update(channel_name="chan!other")
-    replaced = registration._session_take_over(
+    replaced = sessions._session_take_over(
         stale, version="1.6", channel_name="chan!2", now=stale.connected_at
     )
     assert replaced == "chan!other"
@@ -60,7 +62,7 @@ def test_a_connection_that_changed_meanwhile_is_read_again(monkeypatch):
 def test_a_new_station_is_created_connected_without_counting_the_pool_each_time(settings):
     settings.OCPP_POOL_MAX_SIZE = 10_000
     open_session("NEW-0", "chan!0", remote_addr="192.0.2.1")  # counts the pool once
-    with CaptureQueriesContext(registration.transaction.get_connection()) as queries:
+    with CaptureQueriesContext(sessions.transaction.get_connection()) as queries:
         session = open_session("NEW-1", "chan!1", remote_addr="192.0.2.1")
     pool_counts = [q for q in queries.captured_queries if 'cpo_id" IS NULL' in q["sql"]]
     assert pool_counts == []
@@ -74,7 +76,7 @@ def test_near_the_limit_the_pool_is_counted_exactly(settings):
     settings.OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR = 0
     for i in range(3):
         open_session(f"NEW-{i}", f"chan!{i}")
-    with pytest.raises(registration.ConnectionRefused) as refused:
+    with pytest.raises(ConnectionRefused) as refused:
         open_session("NEW-3", "chan!3")
     assert refused.value.reason == "pool_full"
 

@@ -14,12 +14,9 @@ from ocpp_gateway.message_log import message_log
 from ocpp_spec.passwords import hash_password, needs_rehash, verify_password
 from stations.models import Command, OcppMessage, Station
 from stations.services.commands import command_mark_sent, command_record_result
-from stations.services.registration import (
-    ConnectionRefused,
-    station_open_session,
-    station_password_rotate,
-    station_password_set,
-)
+from stations.services.passwords import station_password_rotate, station_password_set
+from stations.services.refusals import ConnectionRefused
+from stations.services.sessions import station_open_session
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from stations.services.registration import stale_cutoff, station_sweep_stale_connections
+from stations.services.liveness import stale_cutoff, station_sweep_stale_connections
 
 
 class Command(BaseCommand):

@@ -1,0 +1,75 @@
+"""BootNotification: what the charger tells about itself, and the answer it gets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from stations.models import RegistrationStatus, Station
+
+# Longest value kept for what the charger reports about itself (model field length).
+REPORTED_FIELD_MAX = 255
+
+
+@dataclass
+class BootInfo:
+    """What a BootNotification says about the charger, in either version."""
+
+    vendor: str = ""
+    model: str = ""
+    serial_number: str = ""
+    charge_box_serial_number: str = ""
+    firmware_version: str = ""
+    iccid: str = ""
+    imsi: str = ""
+    meter_type: str = ""
+    meter_serial_number: str = ""
+    reason: str = ""
+
+
+@dataclass
+class BootDecision:
+    """The answer: registration status and the heartbeat (or retry) interval."""
+
+    status: str
+    interval: int
+
+
+def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
+    """Store what a BootNotification told and decide the answer.
+
+    A station with a CPO is Accepted with the heartbeat interval. A station in the pool
+    gets OCPP_POOL_BOOT_STATUS (Pending by default) with the retry interval. The status is
+    persisted: chargers do not boot again after a mere reconnect.
+    """
+    now = timezone.now()
+    reported = {
+        ("boot_reason" if field == "reason" else field): (value or "")[:REPORTED_FIELD_MAX]
+        for field, value in vars(info).items()
+    }
+    station = Station.objects.filter(pk=station_id)
+    # One UPDATE each (no locked read, no save of every column); whether the station has
+    # a CPO is decided by the UPDATE itself, so a claim at the same moment cannot slip in.
+    if station.filter(cpo__isnull=False).update(
+        registration_status=RegistrationStatus.ACCEPTED,
+        last_boot_at=now,
+        updated_at=now,
+        **reported,
+    ):
+        status = RegistrationStatus.ACCEPTED
+    elif station.filter(cpo__isnull=True).update(
+        registration_status=settings.OCPP_POOL_BOOT_STATUS,
+        last_boot_at=now,
+        updated_at=now,
+        **reported,
+    ):
+        status = settings.OCPP_POOL_BOOT_STATUS
+    else:
+        raise Station.DoesNotExist(f"No station {station_id}")
+    if status == RegistrationStatus.ACCEPTED:
+        interval = settings.OCPP_HEARTBEAT_INTERVAL
+    else:
+        interval = settings.OCPP_POOL_RETRY_INTERVAL
+    return BootDecision(status=status, interval=interval)
