@@ -42,12 +42,12 @@ async def run_command(charge_point, command_id: int) -> None:
     another connection, finished, expired). The outcome is written even when the
     connection closes meanwhile (`charge_point.close()` cancels this task).
     """
-    context = charge_point.context
+    session = charge_point.session
     sent = False
     try:
         async with _lock_for(charge_point):
             to_send = await db_call(
-                command_mark_sent, command_id=command_id, station_id=context.station_id
+                command_mark_sent, command_id=command_id, station_id=session.station_id
             )
             if to_send is None:
                 return
@@ -92,7 +92,7 @@ async def run_command(charge_point, command_id: int) -> None:
         )
         return
     except Exception:
-        logger.exception("%s: command %s failed", context.cbid, command_id)
+        logger.exception("%s: command %s failed", session.cbid, command_id)
         await _record(
             command_record_failure,
             command_id=command_id,
@@ -103,9 +103,9 @@ async def run_command(charge_point, command_id: int) -> None:
 
     kind = kind_for_action(to_send.action)
     try:
-        status = interpret_result(context.version, kind, response)
+        status = interpret_result(session.version, kind, response)
     except ValueError:
-        logger.exception("%s: cannot interpret the answer to %s", context.cbid, to_send.action)
+        logger.exception("%s: cannot interpret the answer to %s", session.cbid, to_send.action)
         status = ERROR
     error = "" if status != ERROR else "The charger's answer was not understood."
     await _record(

@@ -20,7 +20,6 @@ from ocpp_gateway.commands import run_command
 from ocpp_gateway.db import db_call
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.message_log import message_log
-from ocpp_gateway.protocol import StationContext
 from ocpp_gateway.refusals import refuse, remote_addr
 from ocpp_spec.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from stations.models import Command, ConnectionAttempt
@@ -84,7 +83,7 @@ class StationConsumer(AsyncWebsocketConsumer):
             if self.charge_point is not None and not self._session_closed:
                 _leave(self)
                 self.charge_point.close()
-                _close_session_later(self.charge_point.context.station_id, self.channel_name)
+                _close_session_later(self.charge_point.session.station_id, self.channel_name)
             raise
 
     async def dispatch(self, message: dict) -> None:
@@ -158,17 +157,8 @@ class StationConsumer(AsyncWebsocketConsumer):
                 # drop it; its disconnect cannot mark this newer session offline.
                 logger.warning("Could not tell the replaced connection of %s to close", cbid)
         await self.accept(subprotocol=subprotocol)
-        context = StationContext(
-            station_id=session.station_id,
-            cbid=session.cbid,
-            version=version,
-            registration_status=session.registration_status,
-            cpo_id=session.cpo_id,
-            lenient=session.lenient,
-            free_usage=session.free_usage,
-        )
         self.charge_point = charge_point_class(version)(
-            context, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
+            session, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
         )
         liveness.register(self)
         mailbox.listen(self.channel_layer, self.channel_name)
@@ -195,12 +185,12 @@ class StationConsumer(AsyncWebsocketConsumer):
         self.charge_point.close()
         await db_call(
             station_close_session,
-            station_id=self.charge_point.context.station_id,
+            station_id=self.charge_point.session.station_id,
             channel_name=self.channel_name,
         )
         self._session_closed = True
         await message_log.flush()
-        logger.info("Station %s disconnected (code %s)", self.charge_point.context.cbid, code)
+        logger.info("Station %s disconnected (code %s)", self.charge_point.session.cbid, code)
 
     def _close_abandoned_session(self, opening: asyncio.Future) -> None:
         if opening.cancelled() or opening.exception() is not None:
@@ -213,7 +203,7 @@ class StationConsumer(AsyncWebsocketConsumer):
         """A newer connection of this station was accepted: this one goes."""
         logger.info(
             "Closing replaced connection of %s",
-            self.charge_point and self.charge_point.context.cbid,
+            self.charge_point and self.charge_point.session.cbid,
         )
         await self.close(code=CLOSE_REPLACED)
 
@@ -221,14 +211,9 @@ class StationConsumer(AsyncWebsocketConsumer):
         """The station's registration changed (claimed, settings): reload it."""
         if self.charge_point is None:
             return
-        session = await db_call(
-            station_session_reload, station_id=self.charge_point.context.station_id
+        self.charge_point.session = await db_call(
+            station_session_reload, session=self.charge_point.session
         )
-        context = self.charge_point.context
-        context.cpo_id = session.cpo_id
-        context.registration_status = session.registration_status
-        context.lenient = session.lenient
-        context.free_usage = session.free_usage
 
     async def station_command(self, event: dict) -> None:
         """Send a queued Command to the charger, without blocking the receive path."""
@@ -253,16 +238,16 @@ class StationConsumer(AsyncWebsocketConsumer):
             if text_data is not None
             else len(bytes_data or b"")
         )
-        context = self.charge_point.context
+        session = self.charge_point.session
         logger.warning(
             "Station %s sent a %d-byte frame (limit %d): closing with 1009",
-            context.cbid,
+            session.cbid,
             size,
             settings.OCPP_MAX_FRAME_BYTES,
         )
         message_log.record(
-            station_id=context.station_id,
-            cbid=context.cbid,
+            station_id=session.station_id,
+            cbid=session.cbid,
             direction="in",
             message_type=None,
             raw=f"(frame of {size} bytes over the {settings.OCPP_MAX_FRAME_BYTES}-byte limit)",

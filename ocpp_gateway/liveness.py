@@ -76,7 +76,7 @@ def live_stations() -> dict[int, str]:
     """station id → channel name of the stations this event loop holds."""
     state = _state()
     return {
-        c.charge_point.context.station_id: c.channel_name
+        c.charge_point.session.station_id: c.channel_name
         for c in state.consumers
         if c.charge_point is not None
     }

@@ -32,6 +32,7 @@ from ocpp.messages import get_validator
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 from ocpp_spec.errors import CallErrorReply, ErrorCodes, error_codes_for
+from stations.services.sessions import StationSession
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +49,6 @@ REMEMBERED_IDS = 16
 MAX_TRIGGERED_PER_ACTION = 3
 # WebSocket close code for a charger disconnected for flooding (RFC 6455: policy violation).
 CLOSE_POLICY_VIOLATION = 1008
-
-
-@dataclass
-class StationContext:
-    """What the frame path needs to know about the station behind a connection."""
-
-    station_id: int
-    cbid: str
-    version: str
-    registration_status: str
-    cpo_id: int | None = None
-    lenient: bool = False
-    free_usage: bool = False
 
 
 @dataclass
@@ -307,14 +295,14 @@ class OcppProtocol:
 
     def __init__(
         self,
-        context: StationContext,
+        session: StationSession,
         connection: Any,
         *,
         log: MessageLog,
         call_timeout: float = 30,
     ) -> None:
-        super().__init__(context.cbid, connection, response_timeout=call_timeout)
-        self.context = context
+        self.session = session
+        super().__init__(session.cbid, connection, response_timeout=call_timeout)
         self.codes = error_codes_for(self._ocpp_version)
         self.log = log
         self._seen_ids: OrderedDict[str, None] = OrderedDict()
@@ -329,6 +317,17 @@ class OcppProtocol:
         self.max_tasks = settings.OCPP_MAX_TASKS_PER_CONNECTION
         self._closing = False
 
+    @property
+    def id(self) -> str:
+        """The charger's identity (the `ocpp` library's name for it): the session's CBID."""
+        return self.session.cbid
+
+    @id.setter
+    def id(self, value: str) -> None:
+        # The library's __init__ sets it; the session already holds it.
+        if value != self.session.cbid:
+            raise ValueError(f"{value!r} is not this session's CBID")
+
     # ---- incoming -----------------------------------------------------------------
 
     async def route_message(self, raw: str, *, binary: bool = False) -> None:
@@ -338,7 +337,7 @@ class OcppProtocol:
         if not self.rate_limit.allow():
             await self._refuse_over_rate(raw)
             return
-        if binary and not self.context.lenient:
+        if binary and not self.session.lenient:
             # OCPP-J is text frames only; a lenient station's binary JSON is read as text.
             self._log_in(None, raw=raw)
             await self._send_error(
@@ -451,7 +450,7 @@ class OcppProtocol:
         return self._serialize_response(frame.action, result)
 
     def _may_send(self, action: str) -> bool:
-        if self.context.registration_status == "Accepted":
+        if self.session.registration_status == "Accepted":
             return True
         if action in self.ALLOWED_BEFORE_ACCEPTED:
             return True
@@ -480,13 +479,13 @@ class OcppProtocol:
             if path in self.COSMETIC_FIELDS.get(frame.action, frozenset()):
                 logger.info("%s: accepted over-long %s.%s", self.id, frame.action, path)
                 return True
-            if self.context.lenient:
+            if self.session.lenient:
                 logger.info(
                     "%s: lenient station: accepted over-long %s.%s", self.id, frame.action, path
                 )
                 return True
             return False
-        if error.validator == "additionalProperties" and self.context.lenient:
+        if error.validator == "additionalProperties" and self.session.lenient:
             logger.info(
                 "%s: ignored unknown fields in %s: %s", self.id, frame.action, error.message
             )
@@ -622,8 +621,8 @@ class OcppProtocol:
             }
         )
         self.log.record(
-            station_id=self.context.station_id,
-            cbid=self.context.cbid,
+            station_id=self.session.station_id,
+            cbid=self.session.cbid,
             direction="out",
             message_type=frame[0],
             action=action,
@@ -635,8 +634,8 @@ class OcppProtocol:
     def _log_in(self, frame: Frame | None, raw: str = "") -> None:
         if frame is None:
             self.log.record(
-                station_id=self.context.station_id,
-                cbid=self.context.cbid,
+                station_id=self.session.station_id,
+                cbid=self.session.cbid,
                 direction="in",
                 message_type=None,
                 raw=raw,
@@ -654,8 +653,8 @@ class OcppProtocol:
         else:
             payload, action = frame.payload, frame.action
         self.log.record(
-            station_id=self.context.station_id,
-            cbid=self.context.cbid,
+            station_id=self.session.station_id,
+            cbid=self.session.cbid,
             direction="in",
             message_type=frame.message_type,
             action=action,

@@ -75,8 +75,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             meter_type=kwargs.get("meter_type", ""),
             meter_serial_number=kwargs.get("meter_serial_number", ""),
         )
-        decision = await db_call(station_boot, station_id=self.context.station_id, info=info)
-        self.context.registration_status = decision.status
+        decision = await db_call(station_boot, station_id=self.session.station_id, info=info)
+        self.session.registration_status = decision.status
         return call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
         )
@@ -95,7 +95,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         timestamp = kwargs.get("timestamp")
         await charging_writes.submit(
             StatusReport(
-                station_id=self.context.station_id,
+                station_id=self.session.station_id,
                 connector_id=connector_id,
                 status=status,
                 error_code=error_code,
@@ -110,7 +110,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **kwargs) -> call_result.Authorize:
         """Accepted for the CPO's valid tags or at a free-usage station; a business 'no' else."""
-        info = await db_call(id_tag_authorize, station_id=self.context.station_id, id_tag=id_tag)
+        info = await db_call(id_tag_authorize, station_id=self.session.station_id, id_tag=id_tag)
         return call_result.Authorize(id_tag_info=_id_tag_info(info))
 
     @on(Action.start_transaction)
@@ -125,7 +125,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             self._check_range("reservationId", reservation_id, -(2**31), 2**31 - 1)
         tx, info = await db_call(
             transaction_start,
-            station_id=self.context.station_id,
+            station_id=self.session.station_id,
             connector_id=connector_id,
             id_tag=id_tag,
             meter_start=meter_start,
@@ -143,7 +143,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         samples = self._samples("transactionData", kwargs.get("transaction_data") or [])
         info = await db_call(
             transaction_stop,
-            station_id=self.context.station_id,
+            station_id=self.session.station_id,
             transaction_id=transaction_id,
             meter_stop=meter_stop,
             timestamp=self._time("timestamp", timestamp),
@@ -164,7 +164,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         samples = self._samples("meterValue", meter_value)
         await charging_writes.submit(
             MeterReading(
-                station_id=self.context.station_id,
+                station_id=self.session.station_id,
                 samples=samples,
                 transaction_id=kwargs.get("transaction_id"),
                 connector_id=connector_id,
@@ -177,8 +177,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """The registered vendor handler answers; UnknownVendorId when there is none."""
         result = await data_transfer_dispatch(
             DataTransferRequest(
-                station_id=self.context.station_id,
-                cbid=self.context.cbid,
+                station_id=self.session.station_id,
+                cbid=self.session.cbid,
                 version=self._ocpp_version,
                 vendor_id=vendor_id,
                 message_id=kwargs.get("message_id") or "",

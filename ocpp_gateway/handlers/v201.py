@@ -88,8 +88,8 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             imsi=modem.get("imsi", ""),
             reason=reason,
         )
-        decision = await db_call(station_boot, station_id=self.context.station_id, info=info)
-        self.context.registration_status = decision.status
+        decision = await db_call(station_boot, station_id=self.session.station_id, info=info)
+        self.session.registration_status = decision.status
         return self._call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
         )
@@ -106,7 +106,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """A connector of an EVSE changed state (Available, Occupied, Faulted…)."""
         await charging_writes.submit(
             StatusReport(
-                station_id=self.context.station_id,
+                station_id=self.session.station_id,
                 evse_id=evse_id,
                 connector_id=connector_id,
                 status=connector_status,
@@ -120,7 +120,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Judge an idToken by its value and its type."""
         info = await db_call(
             id_token_authorize,
-            station_id=self.context.station_id,
+            station_id=self.session.station_id,
             id_token=id_token.get("id_token", ""),
             token_type=id_token.get("type", ""),
         )
@@ -157,7 +157,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             samples=meter_samples_from_ocpp(kwargs.get("meter_value")),
         )
         result = await db_call(
-            transaction_event_record, station_id=self.context.station_id, event=event
+            transaction_event_record, station_id=self.session.station_id, event=event
         )
         if result.id_token_info is None:
             return self._call_result.TransactionEvent()
@@ -168,7 +168,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Values outside a transaction (2.x sends in-session values in TransactionEvent)."""
         await charging_writes.submit(
             MeterReading(
-                station_id=self.context.station_id,
+                station_id=self.session.station_id,
                 samples=meter_samples_from_ocpp(meter_value),
                 evse_id=evse_id,
             )
@@ -180,7 +180,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """One part of a GetBaseReport answer: its variables become StationVariable rows."""
         stored = await db_call(
             device_model_store_report,
-            station_id=self.context.station_id,
+            station_id=self.session.station_id,
             report_data=kwargs.get("report_data"),
         )
         logger.info(
@@ -197,7 +197,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     async def on_notify_event(self, seq_no: int, event_data: list, **kwargs):
         """Monitored variables changed: bring their Actual values up to date."""
         await db_call(
-            device_model_store_events, station_id=self.context.station_id, event_data=event_data
+            device_model_store_events, station_id=self.session.station_id, event_data=event_data
         )
         return self._call_result.NotifyEvent()
 

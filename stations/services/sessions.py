@@ -27,12 +27,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StationSession:
+    """A charger's connection as the backend knows it: opened here, held by its consumer.
+
+    The frame path reads it on every frame (`ocpp_gateway.protocol`); a boot updates
+    `registration_status`; a claim or a settings change replaces it with
+    `station_session_reload`.
+    """
+
     station_id: int
+    # The station's own spelling, whatever case the charger connected with.
     cbid: str
-    cpo_id: int | None
+    # The OCPP version this connection negotiated.
+    version: str
     registration_status: str
-    lenient: bool
-    free_usage: bool
+    cpo_id: int | None = None
+    # Accept unknown fields and over-long strings from broken firmware (logged).
+    lenient: bool = False
+    free_usage: bool = False
     # The channel of an older connection of the same station, to be closed.
     replaced_channel: str = ""
 
@@ -69,7 +80,7 @@ def station_open_session(
         if station.channel_name == channel_name:
             # Created connected by this very call: a new station has no password and no
             # older connection. One INSERT did it all.
-            return _session_of(station)
+            return _session_of(station, version=version)
 
     station_credentials_check(
         station,
@@ -81,7 +92,9 @@ def station_open_session(
         now=now,
     )
     replaced = _session_take_over(station, version=version, channel_name=channel_name, now=now)
-    return _session_of(station, replaced_channel=replaced if replaced != channel_name else "")
+    return _session_of(
+        station, version=version, replaced_channel=replaced if replaced != channel_name else ""
+    )
 
 
 def _session_take_over(station: Station, *, version: str, channel_name: str, now: datetime) -> str:
@@ -109,10 +122,11 @@ def _session_take_over(station: Station, *, version: str, channel_name: str, now
         station = Station.objects.get(pk=station.pk)
 
 
-def _session_of(station: Station, *, replaced_channel: str = "") -> StationSession:
+def _session_of(station: Station, *, version: str, replaced_channel: str = "") -> StationSession:
     return StationSession(
         station_id=station.pk,
         cbid=station.cbid,
+        version=version,
         cpo_id=station.cpo_id,
         registration_status=station.registration_status,
         lenient=station.lenient_validation,
@@ -212,14 +226,8 @@ def station_close_session(*, station_id: int, channel_name: str) -> bool:
     return bool(updated)
 
 
-def station_session_reload(*, station_id: int) -> StationSession:
-    """Current registration facts, after the station was claimed or its settings changed."""
-    station = Station.objects.get(pk=station_id)
-    return StationSession(
-        station_id=station.pk,
-        cbid=station.cbid,
-        cpo_id=station.cpo_id,
-        registration_status=station.registration_status,
-        lenient=station.lenient_validation,
-        free_usage=station.free_usage,
-    )
+def station_session_reload(*, session: StationSession) -> StationSession:
+    """The session with the station's current registration facts (after a claim, a
+    settings change); the connection's own facts (version) stay."""
+    station = Station.objects.get(pk=session.station_id)
+    return _session_of(station, version=session.version)

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_FIELDS = {"name": 100, "street": 200, "postal_code": 20, "city": 100}
 FLAG_FIELDS = ("free_usage", "reservation_enabled", "visible")
-# Settings the charger's consumer reads (StationContext): it must reload them.
+# Settings the charger's consumer reads (StationSession): it must reload them.
 CHARGER_FIELDS = frozenset({"free_usage"})
 COORDINATE_RANGES = {"latitude": Decimal(90), "longitude": Decimal(180)}
 COORDINATE_STEP = Decimal("0.000001")

@@ -8,9 +8,11 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
+from ocpp_gateway.commands import run_command
 from ocpp_gateway.message_log import message_log
 from stations.models import Command, OcppMessage, StationVariable
 from stations.services.commands import command_request
+from stations.services.sessions import StationSession
 from tests.factories import make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -194,8 +196,6 @@ async def test_the_call_and_its_answer_are_in_the_station_log(cpo_a, alice):
 
 
 async def test_command_for_another_station_is_not_sent_on_this_connection(cpo_a, alice):
-    from ocpp_gateway.commands import run_command
-
     station, charger = await connected_charger("CP-MINE", cpo_a)
     other = await database_sync_to_async(make_station)("CP-OTHER", cpo=cpo_a)
     command = await database_sync_to_async(Command.objects.create)(
@@ -203,7 +203,9 @@ async def test_command_for_another_station_is_not_sent_on_this_connection(cpo_a,
     )
 
     class FakeChargePoint:
-        context = type("Ctx", (), {"station_id": station.pk, "cbid": "CP-MINE", "version": "1.6"})
+        session = StationSession(
+            station_id=station.pk, cbid="CP-MINE", version="1.6", registration_status="Accepted"
+        )
 
         async def send_call(self, action, payload):  # pragma: no cover - must not run
             raise AssertionError("sent a command of another station")

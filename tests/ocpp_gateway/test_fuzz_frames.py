@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
-from ocpp_gateway.protocol import StationContext
 from ocpp_spec.identity import SUBPROTOCOLS
+from stations.services.sessions import StationSession
 from tests.factories import make_cpo, make_station
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -101,7 +101,7 @@ async def make_charge_point(version: str):
         return make_station(f"FUZZ-{version}", cpo=make_cpo(f"Fuzz {version}"))
 
     station = await database_sync_to_async(setup)()
-    context = StationContext(
+    context = StationSession(
         station_id=station.pk,
         cbid=station.cbid,
         version=version,

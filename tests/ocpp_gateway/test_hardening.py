@@ -12,8 +12,9 @@ from channels.db import database_sync_to_async
 from ocpp_gateway.auth import connection_is_secure
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.message_log import MessageLog, message_log
-from ocpp_gateway.protocol import MAX_TRIGGERED_PER_ACTION, StationContext
+from ocpp_gateway.protocol import MAX_TRIGGERED_PER_ACTION
 from stations.models import OcppMessage
+from stations.services.sessions import StationSession
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -131,7 +132,7 @@ class Wire:
 
 async def bare_charge_point(version: str = "1.6"):
     station = await accepted_station(f"CP-BARE-{version}")
-    context = StationContext(
+    context = StationSession(
         station_id=station.pk,
         cbid=station.cbid,
         version=version,

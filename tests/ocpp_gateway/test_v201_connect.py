@@ -11,10 +11,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 from ocpp_gateway.handlers import charge_point_class
-from ocpp_gateway.protocol import StationContext
 from ocpp_spec.passwords import hash_password
 from stations.models import Station
 from stations.services.commands import command_request_system
+from stations.services.sessions import StationSession
 from tests.factories import make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -214,7 +214,7 @@ class FakeConnection:
 
 async def test_pending_station_may_send_the_message_we_triggered():
     pooled = await make_station_async("CP-TRIG", ocpp_version="2.0.1")
-    context = StationContext(
+    context = StationSession(
         station_id=pooled.pk, cbid="CP-TRIG", version="2.0.1", registration_status="Pending"
     )
     connection = FakeConnection()

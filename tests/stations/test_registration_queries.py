@@ -103,3 +103,14 @@ def test_a_pool_station_boots_pending(settings):
 def test_booting_a_missing_station_raises():
     with pytest.raises(Station.DoesNotExist):
         station_boot(station_id=999_999, info=BootInfo())
+
+
+def test_a_reload_takes_the_registration_and_keeps_the_connection(cpo_a):
+    make_station("CP-1")
+    session = open_session("CP-1", "chan!1")
+    Station.objects.filter(pk=session.station_id).update(
+        cpo=cpo_a, registration_status="Accepted", ocpp_version="2.0.1"
+    )
+    fresh = sessions.station_session_reload(session=session)
+    assert (fresh.cpo_id, fresh.registration_status) == (cpo_a.pk, "Accepted")
+    assert (fresh.station_id, fresh.cbid, fresh.version) == (session.station_id, "CP-1", "1.6")
