@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "cpo",
     "stations",
     "ocpp_gateway",
+    # A client for people without hardware: `manage.py simulate_charger`.
+    "simulator",
 ]
 
 MIDDLEWARE = [

@@ -17,14 +17,14 @@ from channels.db import database_sync_to_async
 from ocpp.exceptions import SecurityError
 from ocpp.v16 import call as call16
 
-from ocpp_gateway.simulator import (
+from ocpp_spec.passwords import hash_password
+from simulator import (
     CLOSE_REPLACED,
     HandshakeRefused,
     SimulatorOptions,
     TransactionState,
     open_simulator,
 )
-from ocpp_spec.passwords import hash_password
 from stations.models import (
     ConnectionAttempt,
     IdTag,

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from ocpp.exceptions import SecurityError
 from ocpp.v201 import call as call201
 
-from ocpp_gateway.simulator import SimulatorOptions, TransactionState, open_simulator
+from simulator import SimulatorOptions, TransactionState, open_simulator
 from stations.models import (
     Command,
     IdTag,

@@ -26,9 +26,9 @@ from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
 from playwright.sync_api import Page, expect
 
+import simulator as simulator_module
 from cpo.models import Membership
-from ocpp_gateway import simulator as simulator_module
-from ocpp_gateway.simulator import Simulator16, SimulatorOptions, run_simulator
+from simulator import Simulator16, SimulatorOptions, run_simulator
 from stations.models import (
     Command,
     Connector,

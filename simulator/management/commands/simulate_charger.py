@@ -8,7 +8,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ocpp_gateway.simulator import (
+from simulator import (
     HandshakeRefused,
     SimulatorFailed,
     SimulatorOptions,

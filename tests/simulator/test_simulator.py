@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from ocpp_gateway.simulator import (
+from simulator import (
     SIMULATORS,
     SimulatorBase,
     SimulatorOptions,

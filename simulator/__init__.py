@@ -1,0 +1,47 @@
+"""A charger simulator for people without hardware (and for the end-to-end tests).
+
+It speaks OCPP-J 1.6 (`Simulator16`) or 2.0.1 (`Simulator201`) with the `ocpp` library's
+ChargePoint classes over `websockets`, like a real charger would:
+
+- connects to `<url>/<CBID>` offering the version's subprotocol, with HTTP Basic auth
+  (username = CBID) when it has a password;
+- boots, and boots again after the interval while Pending or Rejected, or at once when the
+  backend sends TriggerMessage(BootNotification);
+- once Accepted: reports every connector's status, sends heartbeats at the interval the
+  backend gave, and optionally runs a transaction with rising meter values;
+- answers the backend's calls (Reset, TriggerMessage, configuration, availability, unlock,
+  remote start/stop, ClearCache, DataTransfer; 2.0.1: GetVariables, SetVariables,
+  GetBaseReport followed by NotifyReport).
+
+`run_simulator()` runs the whole life (reconnecting after a Reset); `open_simulator()` gives
+a connected simulator to drive step by step. `manage.py simulate_charger` wraps the former.
+"""
+
+from simulator.base import (
+    CLOSE_REPLACED,
+    HandshakeRefused,
+    SimulatorBase,
+    SimulatorFailed,
+    SimulatorOptions,
+    StationState,
+    TransactionState,
+)
+from simulator.run import SIMULATORS, connect, open_simulator, run_simulator
+from simulator.v16 import Simulator16
+from simulator.v201 import Simulator201
+
+__all__ = [
+    "CLOSE_REPLACED",
+    "SIMULATORS",
+    "HandshakeRefused",
+    "Simulator16",
+    "Simulator201",
+    "SimulatorBase",
+    "SimulatorFailed",
+    "SimulatorOptions",
+    "StationState",
+    "TransactionState",
+    "connect",
+    "open_simulator",
+    "run_simulator",
+]
