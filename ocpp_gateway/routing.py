@@ -10,14 +10,13 @@ from channels.routing import URLRouter
 from django.urls import re_path
 
 from ocpp_gateway.consumers import StationConsumer
+from ocpp_gateway.refusals import refuse
 
 
 class RefuseConsumer(AsyncWebsocketConsumer):
     """Refuses every handshake (HTTP 403) on paths that are not OCPP endpoints."""
 
     async def connect(self) -> None:
-        from ocpp_gateway.refusals import refuse
-
         await refuse(self.scope, reason="bad_path", detail=self.scope.get("path", "")[:200])
         await self.close()
 
