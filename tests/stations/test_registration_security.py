@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -211,11 +212,13 @@ async def test_a_connected_charger_gets_its_new_password_through_the_command_pat
         {"key": "AuthorizationKey", "value": new.encode().hex()},
     ]
     await charger.send_raw(json.dumps([3, call[1], {"status": "Accepted"}]))
-    for _ in range(100):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
         command = await Command.objects.aget(station=station)
         if command.status != Command.Status.SENT:
             break
         await message_log.flush()
+        await asyncio.sleep(0.02)
     await charger.close()
     assert command.status == Command.Status.ACCEPTED
     assert await database_sync_to_async(login)(station, new)
