@@ -21,6 +21,7 @@ from ocpp_gateway.db import db_call
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.refusals import refuse, remote_addr
+from ocpp_gateway.runtime import TaskSet, retry_with_backoff
 from ocpp_spec.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from stations.models import Command, ConnectionAttempt
 from stations.services.commands import command_record_failure
@@ -62,17 +63,12 @@ class StationConsumer(AsyncWebsocketConsumer):
         self._raw_channel_receive = receive
 
     async def _resilient_channel_receive(self) -> dict:
-        delay = CHANNEL_RETRY_FIRST
-        while True:
-            try:
-                return await self._raw_channel_receive()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if delay == CHANNEL_RETRY_FIRST:
-                    logger.warning("Channel layer unavailable (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, CHANNEL_RETRY_MAX)
+        return await retry_with_backoff(
+            self._raw_channel_receive,
+            first=CHANNEL_RETRY_FIRST,
+            maximum=CHANNEL_RETRY_MAX,
+            on_failure=_channel_layer_unavailable,
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -263,8 +259,12 @@ def _leave(consumer: StationConsumer) -> None:
         mailbox.stop()
 
 
+def _channel_layer_unavailable(exc: Exception) -> None:
+    logger.warning("Channel layer unavailable (%s); retrying", exc)
+
+
 # Sessions being closed for consumers that are gone: referenced until done.
-_closing_tasks: set[asyncio.Task] = set()
+_closing_tasks = TaskSet(logger)
 
 
 def _close_session_later(station_id: int, channel_name: str) -> None:
@@ -281,9 +281,7 @@ def _close_session_later(station_id: int, channel_name: str) -> None:
         except Exception:
             logger.exception("Could not close the session of station %s", station_id)
 
-    task = asyncio.ensure_future(close())
-    _closing_tasks.add(task)
-    task.add_done_callback(_closing_tasks.discard)
+    _closing_tasks.spawn(close(), f"closing the session of station {station_id}")
 
 
 def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:

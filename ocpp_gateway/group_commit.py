@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
 from ocpp_gateway.db import db_call
+from ocpp_gateway.runtime import PerLoop, TaskSet
 from stations.services.charging import MeterReading, StatusReport, charging_data_store
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,15 @@ R = TypeVar("R")
 
 # Errors that mean the database is away rather than refusing one frame's data.
 DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
+@dataclass
+class _Queue:
+    """What one event loop has queued, and how many writers drain it."""
+
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    items: list = field(default_factory=list)
+    running: int = 0
 
 
 class GroupCommit(Generic[T, R]):
@@ -61,33 +72,27 @@ class GroupCommit(Generic[T, R]):
         self.concurrency = concurrency
         # Seconds an idle writer waits for company before writing the first item.
         self.linger = linger
-        self._queue: list[tuple[T, asyncio.Future]] = []
-        self._running = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task] = set()
+        # Items and their futures, per event loop (tests run one per test).
+        self._queues: PerLoop[_Queue] = PerLoop(_Queue)
+        self._tasks = TaskSet(logger)
 
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is queued; return once it is committed."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # A new event loop (tests run one per test): the old loop's state is gone.
-            self._loop, self._queue, self._running = loop, [], 0
-        future = loop.create_future()
-        self._queue.append((item, future))
-        if self._running < self.concurrency:
-            self._running += 1
-            task = loop.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        queue = self._queues.get()
+        future = queue.loop.create_future()
+        queue.items.append((item, future))
+        if queue.running < self.concurrency:
+            queue.running += 1
+            self._tasks.spawn(self._drain(queue), f"{self.name}: writer")
         return await future
 
-    async def _drain(self) -> None:
+    async def _drain(self, queue: _Queue) -> None:
         try:
             if self.linger > 0:
                 await asyncio.sleep(self.linger)
-            while self._queue:
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
+            while queue.items:
+                batch = queue.items[: self.max_batch]
+                del queue.items[: self.max_batch]
                 # Items whose charger is gone are written all the same: they were received.
                 try:
                     results = await db_call(self._write, [item for item, _ in batch])
@@ -104,7 +109,7 @@ class GroupCommit(Generic[T, R]):
                     else:
                         future.set_result(result)
         finally:
-            self._running -= 1
+            queue.running -= 1
 
     def _write(self, items: list[T]) -> list[R | Exception]:
         """On a database thread: the batch in one transaction, else item by item."""

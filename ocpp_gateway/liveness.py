@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
 
 from ocpp_gateway.db import db_call
+from ocpp_gateway.runtime import PerLoop
 from stations.services.liveness import (
     stale_cutoff,
     station_liveness_refresh,
@@ -38,16 +38,11 @@ class _LoopState:
     task: asyncio.Task | None = None
 
 
-# One state per event loop: tests run one loop per test; daphne runs one per process.
-_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_states: PerLoop[_LoopState] = PerLoop(_LoopState)
 
 
 def _state() -> _LoopState:
-    loop = asyncio.get_running_loop()
-    state = _states.get(loop)
-    if state is None:
-        state = _states[loop] = _LoopState()
-    return state
+    return _states.get()
 
 
 def register(consumer) -> None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass
 
 from ocpp_gateway import liveness
 from ocpp_gateway.db import db_call
+from ocpp_gateway.runtime import PerLoop, retry_with_backoff
 from stations.models import Command
 from stations.services.commands import command_record_failure
 from stations.services.notify import process_mailbox
@@ -37,15 +37,11 @@ class _LoopState:
     name: str = ""
 
 
-_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_states: PerLoop[_LoopState] = PerLoop(_LoopState)
 
 
 def _state() -> _LoopState:
-    loop = asyncio.get_running_loop()
-    state = _states.get(loop)
-    if state is None:
-        state = _states[loop] = _LoopState()
-    return state
+    return _states.get()
 
 
 def listen(layer, channel_name: str) -> None:
@@ -68,19 +64,16 @@ def stop() -> None:
 
 
 async def _listen(layer, mailbox: str) -> None:
-    delay = RETRY_FIRST
+    def unavailable(exc: Exception) -> None:
+        logger.warning("Mailbox %s: channel layer unavailable (%s); retrying", mailbox, exc)
+
     while True:
-        try:
-            message = await layer.receive(mailbox)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if delay == RETRY_FIRST:
-                logger.warning("Mailbox %s: channel layer unavailable (%s); retrying", mailbox, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
-            continue
-        delay = RETRY_FIRST
+        message = await retry_with_backoff(
+            lambda: layer.receive(mailbox),
+            first=RETRY_FIRST,
+            maximum=RETRY_MAX,
+            on_failure=unavailable,
+        )
         try:
             await deliver(message)
         except asyncio.CancelledError:

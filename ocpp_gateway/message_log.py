@@ -21,6 +21,7 @@ from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 
 from ocpp_gateway.db import db_call
+from ocpp_gateway.runtime import FlushTimer, PerLoop
 from ocpp_spec.passwords import redact_password
 from stations.bulk import bulk_insert
 from stations.models import OcppMessage, Station
@@ -56,10 +57,9 @@ class MessageLog:
     def __init__(self) -> None:
         self._rows: list[LogRow] = []
         self._seen: dict[int, datetime] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self._lock: asyncio.Lock | None = None
+        self._flush_timer = FlushTimer(self.flush, lambda: settings.OCPP_LOG_FLUSH_INTERVAL)
+        # One flush at a time (per event loop: tests run one per test).
+        self._lock = PerLoop(asyncio.Lock)
 
     def record(
         self,
@@ -96,32 +96,12 @@ class MessageLog:
             dropped = len(self._rows) - MAX_BUFFERED_ROWS
             del self._rows[:dropped]
             logger.error("OCPP message log buffer full: dropped %d oldest rows", dropped)
-        self._arm()
-
-    def _arm(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # Sync caller (tests, shell): rows wait for an explicit flush().
-        if loop is not self._loop:
-            # A new event loop (tests run one per test): forget the old loop's timer.
-            self._loop = loop
-            self._timer = None
-            self._lock = None
-        if self._timer is None:
-            self._timer = loop.call_later(settings.OCPP_LOG_FLUSH_INTERVAL, self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self.flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Sync callers (tests, shell): the rows wait for an explicit flush().
+        self._flush_timer.arm()
 
     async def flush(self) -> None:
         """Write everything buffered so far."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._lock.get():
             rows, seen = self._rows, self._seen
             if not rows and not seen:
                 return
@@ -134,7 +114,7 @@ class MessageLog:
                 self._rows[:0] = rows
                 for station_id, when in seen.items():
                     self._seen.setdefault(station_id, when)
-                self._arm()
+                self._flush_timer.arm()
             except Exception:
                 # Not the database being away but a row it refuses: retrying the batch
                 # would fail forever and block the log. Write row by row, drop the bad.

@@ -31,6 +31,7 @@ from ocpp.messages import get_validator
 
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
+from ocpp_gateway.runtime import TaskSet
 from ocpp_spec.errors import CallErrorReply, ErrorCodes, error_codes_for
 from stations.services.sessions import StationSession
 
@@ -308,7 +309,7 @@ class OcppProtocol:
         self._seen_ids: OrderedDict[str, None] = OrderedDict()
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._triggered: dict[str, int] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet(logger)
         self.rate_limit = FrameRateLimit(
             rate=settings.OCPP_RATE_LIMIT_PER_SECOND,
             burst=settings.OCPP_RATE_LIMIT_BURST,
@@ -678,24 +679,14 @@ class OcppProtocol:
             if inspect.iscoroutine(coro):
                 coro.close()
             return None
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                logger.error("%s: %s failed", self.id, what, exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
+        return self._tasks.spawn(coro, f"{self.id}: {what}")
 
     def close(self) -> None:
         """The socket is gone: fail pending calls and stop background work."""
         for _action, future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionError("Station disconnected"))
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
 
 
 def _describe(error: SchemaError) -> str:

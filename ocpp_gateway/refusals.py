@@ -9,7 +9,6 @@ failures (and plain-ws attempts) are written at once: the brute-force lockout co
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from ocpp_gateway.db import db_call
+from ocpp_gateway.runtime import FlushTimer
 from stations.services.refusals import REFUSALS_PER_CBID, connection_refusal_record
 
 logger = logging.getLogger("ocpp_gateway.refusals")
@@ -61,15 +61,13 @@ class RefusalLog:
     def __init__(self) -> None:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._written: dict[tuple[str, str], float] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._flush_timer = FlushTimer(self.flush, lambda: COALESCE_SECONDS)
 
     def forget(self) -> None:
         """Drop what waits to be written (tests: a database and an event loop per test)."""
         self._pending.clear()
         self._written.clear()
-        self._loop = self._timer = None
+        self._flush_timer.forget()
 
     async def record(self, *, cbid: str, remote_addr: str, reason: str, detail: str) -> None:
         if reason in REFUSALS_PER_CBID:
@@ -101,21 +99,7 @@ class RefusalLog:
         if len(self._pending) >= MAX_PENDING:
             return  # Logged by refuse() all the same.
         self._pending[key] = _Pending(cbid=cbid, detail=detail)
-        self._arm()
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # A new event loop (tests run one per test): forget the old loop's timer.
-            self._loop, self._timer = loop, None
-        if self._timer is None:
-            self._timer = loop.call_later(COALESCE_SECONDS, self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self.flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._flush_timer.arm()
 
     async def flush(self) -> None:
         """Write the refusals added up so far."""
