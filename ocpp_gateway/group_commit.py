@@ -27,19 +27,15 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
 
 from ocpp_gateway.db import db_call
 from ocpp_gateway.runtime import PerLoop, TaskSet
-from stations.services.charging import MeterReading, StatusReport, charging_data_store
+from stations.services.charging import MeterReading, StatusReport, charging_data_write
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-# Errors that mean the database is away rather than refusing one frame's data.
-DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
 @dataclass
@@ -54,7 +50,9 @@ class _Queue:
 class GroupCommit(Generic[T, R]):
     """Queue items; `write_many(items)` writes a batch and returns one result per item.
 
-    `write_many` runs on a database thread, inside a transaction this class opens.
+    `write_many` runs on a database thread and owns its transaction (a service, e.g.
+    built on `stations.bulk.write_batch`): an exception as an item's result fails that
+    item's frame; an exception raised fails the whole batch.
     """
 
     def __init__(
@@ -95,7 +93,7 @@ class GroupCommit(Generic[T, R]):
                 del queue.items[: self.max_batch]
                 # Items whose charger is gone are written all the same: they were received.
                 try:
-                    results = await db_call(self._write, [item for item, _ in batch])
+                    results = await db_call(self.write_many, [item for item, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
@@ -111,40 +109,9 @@ class GroupCommit(Generic[T, R]):
         finally:
             queue.running -= 1
 
-    def _write(self, items: list[T]) -> list[R | Exception]:
-        """On a database thread: the batch in one transaction, else item by item."""
-        try:
-            with transaction.atomic():
-                results = list(self.write_many(items))
-        except DATABASE_AWAY:
-            raise
-        except Exception as exc:
-            if len(items) == 1:
-                return [exc]
-            logger.warning(
-                "%s: a batch of %d was refused (%s); writing them one by one",
-                self.name,
-                len(items),
-                exc,
-            )
-            return [self._write_one(item) for item in items]
-        if len(results) != len(items):
-            raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
-        return results
-
-    def _write_one(self, item: T) -> R | Exception:
-        try:
-            with transaction.atomic():
-                return self.write_many([item])[0]
-        except DATABASE_AWAY:
-            raise
-        except Exception as exc:
-            logger.exception("%s: the database refused %r", self.name, item)
-            return exc
-
 
 # The process's group commit for charging data, shared by every connection and version:
 # StatusNotification and MeterValues frames of all chargers share its transactions.
 charging_writes: GroupCommit[StatusReport | MeterReading, int | None] = GroupCommit(
-    "charging data", charging_data_store, linger=settings.OCPP_GROUP_COMMIT_WAIT
+    "charging data", charging_data_write, linger=settings.OCPP_GROUP_COMMIT_WAIT
 )

@@ -14,11 +14,13 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.db import transaction
-
 from ocpp_gateway.db import db_call
 from ocpp_gateway.runtime import FlushTimer
-from stations.services.refusals import REFUSALS_PER_CBID, connection_refusal_record
+from stations.services.refusals import (
+    REFUSALS_PER_CBID,
+    connection_refusal_record,
+    connection_refusals_record_many,
+)
 
 logger = logging.getLogger("ocpp_gateway.refusals")
 
@@ -110,21 +112,15 @@ class RefusalLog:
         if not pending:
             return
         try:
-            await db_call(_write, pending)
+            await db_call(
+                connection_refusals_record_many,
+                refusals=[
+                    (refused.cbid, remote_addr, reason, refused.detail, refused.count)
+                    for (remote_addr, reason), refused in pending.items()
+                ],
+            )
         except Exception:
             logger.exception("Could not record %d kinds of refused handshakes", len(pending))
-
-
-def _write(pending: dict[tuple[str, str], _Pending]) -> None:
-    with transaction.atomic():
-        for (remote_addr, reason), refused in pending.items():
-            connection_refusal_record(
-                cbid=refused.cbid,
-                remote_addr=remote_addr,
-                reason=reason,
-                detail=refused.detail,
-                count=refused.count,
-            )
 
 
 refusal_log = RefusalLog()

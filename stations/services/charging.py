@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, connections, models
+from django.db import IntegrityError, models
 from django.db.models import Q
 from django.db.transaction import atomic
 from django.utils import timezone
 
-from stations.bulk import bulk_insert
+from stations.bulk import bulk_insert, bulk_update, write_batch
 from stations.models import Connector, IdTag, MeterValue, Station, Transaction
 
 logger = logging.getLogger(__name__)
@@ -159,41 +159,24 @@ def connector_statuses_set(reports: Sequence[StatusReport]) -> list[None]:
 
 
 def _stations_status_update(reports: list[tuple[StatusReport, datetime]], now: datetime) -> None:
-    rows = [
-        (
-            r.station_id,
-            clip(Station, "status", r.status),
-            clip(Station, "error_code", r.error_code),
-            clip(Station, "status_info", r.info),
-            when,
-        )
-        for r, when in reports
-    ]
-    connection = connections[Station.objects.db]
-    if connection.vendor == "postgresql":
-        # One conditional UPDATE: a concurrent older report cannot overwrite a newer one.
-        table = connection.ops.quote_name(Station._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS s SET status = v.status, error_code = v.error_code,"
-                " status_info = v.info, status_updated_at = v.at, updated_at = %s"
-                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
-                " %s::timestamptz[]) AS v(id, status, error_code, info, at)"
-                " WHERE s.id = v.id"
-                " AND (s.status_updated_at IS NULL OR s.status_updated_at <= v.at)",
-                [now, *map(list, zip(*rows, strict=True))],
+    # One conditional UPDATE: a concurrent older report cannot overwrite a newer one.
+    bulk_update(
+        Station,
+        keys=("id",),
+        columns=("status", "error_code", "status_info", "status_updated_at"),
+        rows=[
+            (
+                r.station_id,
+                clip(Station, "status", r.status),
+                clip(Station, "error_code", r.error_code),
+                clip(Station, "status_info", r.info),
+                when,
             )
-        return
-    for station_id, status, error_code, info, when in rows:
-        Station.objects.filter(pk=station_id).filter(
-            Q(status_updated_at__isnull=True) | Q(status_updated_at__lte=when)
-        ).update(
-            status=status,
-            error_code=error_code,
-            status_info=info,
-            status_updated_at=when,
-            updated_at=now,
-        )
+            for r, when in reports
+        ],
+        not_newer="status_updated_at",
+        also={"updated_at": now},
+    )
 
 
 def _connector_pks(keys: set[tuple[int, int | None, int]]) -> dict[tuple, int]:
@@ -222,21 +205,12 @@ def _connector_pks(keys: set[tuple[int, int | None, int]]) -> dict[tuple, int]:
 
 
 def _connectors_status_update(reports: list[tuple[StatusReport, datetime]], now: datetime) -> None:
-    connection = connections[Connector.objects.db]
-    if connection.vendor != "postgresql":
-        pks = _connector_pks({(r.station_id, r.evse_id, r.connector_id) for r, _ in reports})
-        for r, when in reports:
-            Connector.objects.filter(pk=pks[(r.station_id, r.evse_id, r.connector_id)]).filter(
-                Q(status_timestamp__isnull=True) | Q(status_timestamp__lte=when)
-            ).update(updated_at=now, **_connector_status_fields(r, when))
-        return
-    # PostgreSQL: one UPDATE joined on the connectors' natural key. Reports it did not
-    # apply are for connectors not created yet, or older than the stored status.
-    missed = _connectors_status_update_pg(connection, reports, now)
+    # One UPDATE joined on the connectors' natural key. Reports it did not apply are for
+    # connectors not created yet (created, then applied), or older than the stored status.
+    missed = _connectors_status_apply(reports, now)
     if missed:
         created = _connector_pks(missed)
-        _connectors_status_update_pg(
-            connection,
+        _connectors_status_apply(
             [
                 (r, when)
                 for r, when in reports
@@ -246,61 +220,43 @@ def _connectors_status_update(reports: list[tuple[StatusReport, datetime]], now:
         )
 
 
-def _connector_status_fields(r: StatusReport, when: datetime) -> dict:
-    return {
-        "status": clip(Connector, "status", r.status),
-        "error_code": clip(Connector, "error_code", r.error_code),
-        "info": clip(Connector, "info", r.info),
-        "vendor_id": clip(Connector, "vendor_id", r.vendor_id),
-        "vendor_error_code": clip(Connector, "vendor_error_code", r.vendor_error_code),
-        "status_timestamp": when,
-    }
-
-
-def _connectors_status_update_pg(
-    connection, reports: list[tuple[StatusReport, datetime]], now: datetime
+def _connectors_status_apply(
+    reports: list[tuple[StatusReport, datetime]], now: datetime
 ) -> set[tuple[int, int | None, int]]:
     """The conditional UPDATE; returns the (station, evse, connector) keys it left alone."""
     if not reports:
         return set()
-    keys = [(r.station_id, r.evse_id, r.connector_id) for r, _ in reports]
-    fields = [_connector_status_fields(r, when) for r, when in reports]
-    table = connection.ops.quote_name(Connector._meta.db_table)
-    # A concurrent older report cannot overwrite a newer one: the condition is in the UPDATE.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS c SET status = v.status, error_code = v.error_code,"
-            " info = v.info, vendor_id = v.vendor_id,"
-            " vendor_error_code = v.vendor_error_code, status_timestamp = v.at,"
-            " updated_at = %s"
-            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],"
-            " %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
-            " AS v(station_id, evse_id, connector_id, status, error_code, info, vendor_id,"
-            " vendor_error_code, at)"
-            " WHERE c.station_id = v.station_id AND c.connector_id = v.connector_id"
-            " AND c.evse_id IS NOT DISTINCT FROM v.evse_id"
-            " AND (c.status_timestamp IS NULL OR c.status_timestamp <= v.at)"
-            " RETURNING c.station_id, c.evse_id, c.connector_id",
-            [
-                now,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-                *([f[name] for f in fields] for name in _CONNECTOR_STATUS_COLUMNS),
-            ],
+    rows = [
+        (
+            r.station_id,
+            r.evse_id,
+            r.connector_id,
+            clip(Connector, "status", r.status),
+            clip(Connector, "error_code", r.error_code),
+            clip(Connector, "info", r.info),
+            clip(Connector, "vendor_id", r.vendor_id),
+            clip(Connector, "vendor_error_code", r.vendor_error_code),
+            when,
         )
-        applied = cursor.fetchall()
-    return set(keys) - set(applied)
-
-
-_CONNECTOR_STATUS_COLUMNS = (
-    "status",
-    "error_code",
-    "info",
-    "vendor_id",
-    "vendor_error_code",
-    "status_timestamp",
-)
+        for r, when in reports
+    ]
+    applied = bulk_update(
+        Connector,
+        keys=("station_id", "evse_id", "connector_id"),
+        columns=(
+            "status",
+            "error_code",
+            "info",
+            "vendor_id",
+            "vendor_error_code",
+            "status_timestamp",
+        ),
+        rows=rows,
+        not_newer="status_timestamp",
+        also={"updated_at": now},
+        returning=True,
+    )
+    return {row[:3] for row in rows} - applied
 
 
 def connector_get_or_create(
@@ -599,7 +555,7 @@ def _meter_rows(
 
 def charging_data_store(items: Sequence[StatusReport | MeterReading]) -> list[int | None]:
     """StatusNotifications and MeterValues of many chargers together, in the caller's
-    transaction (the gateway's group commit): one result per item, in order."""
+    transaction: one result per item, in order."""
     statuses = [item for item in items if isinstance(item, StatusReport)]
     readings = [item for item in items if isinstance(item, MeterReading)]
     if len(statuses) + len(readings) != len(items):
@@ -608,6 +564,15 @@ def charging_data_store(items: Sequence[StatusReport | MeterReading]) -> list[in
         connector_statuses_set(statuses)
     counts = iter(meter_readings_store(readings) if readings else [])
     return [None if isinstance(item, StatusReport) else next(counts) for item in items]
+
+
+def charging_data_write(
+    items: Sequence[StatusReport | MeterReading],
+) -> list[int | None | Exception]:
+    """`charging_data_store` in one transaction (the gateway's group commit: many
+    chargers' frames); when the database refuses the batch, item by item, so a bad
+    frame fails alone (its exception is its result)."""
+    return write_batch(charging_data_store, items, name="charging data")
 
 
 def _number(value: str) -> float | None:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from stations.bulk import bulk_update
 from stations.models import Station
 
 
@@ -58,3 +59,12 @@ def station_sweep_stale_connections(*, stale_before: datetime) -> int:
         .filter(Q(last_seen__lt=stale_before) | Q(last_seen__isnull=True))
         .update(connected=False, channel_name="", disconnected_at=timezone.now())
     )
+
+
+def stations_last_seen_set(seen: dict[int, datetime]) -> None:
+    """Set each station's `last_seen` (station id → time) in one statement.
+
+    Every frame proves its station alive; one UPDATE per station seen in a flush
+    interval would be one per connected charger per second.
+    """
+    bulk_update(Station, keys=("id",), columns=("last_seen",), rows=list(seen.items()))

@@ -64,6 +64,16 @@ def connection_refusal_record(
         )
 
 
+def connection_refusals_record_many(*, refusals: list[tuple[str, str, str, str, int]]) -> None:
+    """`connection_refusal_record` for many (cbid, address, reason, detail, count), in one
+    transaction (the gateway adds up a storm of refusals before writing them)."""
+    with transaction.atomic():
+        for cbid, remote_addr, reason, detail, count in refusals:
+            connection_refusal_record(
+                cbid=cbid, remote_addr=remote_addr, reason=reason, detail=detail, count=count
+            )
+
+
 def connection_check_not_locked_out(station: Station, *, remote_addr: str, now: datetime) -> None:
     """Brute force: too many recent failures refuse the attempt without checking it.
 

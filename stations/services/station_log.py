@@ -1,14 +1,21 @@
-"""The OCPP message log of one station, as the station log page reads it."""
+"""The OCPP message log: written in batches by the gateway, read by the station log page."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from stations.bulk import DATABASE_AWAY, bulk_insert
 from stations.models import OcppMessage, Station
+from stations.services.liveness import stations_last_seen_set
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(hours=24)
 # Periodic traffic that buries what a technician looks for. Answers carry the action of
@@ -37,3 +44,69 @@ def message_payload_text(message: OcppMessage) -> str:
     if message.payload is None:
         return message.raw
     return json.dumps(message.payload, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+
+class LogRow(NamedTuple):
+    """One frame waiting to be written: its OcppMessage is built on the database thread.
+
+    Cheap to make on the event loop, and the payload is JSON text: a row holds no
+    container the garbage collector tracks while it waits for the next flush.
+    """
+
+    station_id: int | None
+    cbid: str
+    direction: str
+    message_type: int | None
+    action: str
+    unique_id: str
+    payload: str | None  # JSON text
+    raw: str
+    created_at: datetime
+
+
+def ocpp_log_write(*, rows: list[LogRow], seen: dict[int, datetime]) -> None:
+    """Write log rows and the stations' `last_seen` (id → time) in one transaction.
+
+    A batch the database refuses (a row it cannot store, not the database being away) is
+    written again row by row: the bad rows are dropped, and logged, rather than block
+    the log for ever. Raises when the database is away: the caller keeps the rows.
+    """
+    try:
+        with transaction.atomic():
+            bulk_insert(OcppMessage, LogRow._fields, rows)
+            stations_last_seen_set(seen)
+    except DATABASE_AWAY:
+        raise
+    except Exception:
+        logger.exception("Writing %d OCPP log rows failed; writing one by one", len(rows))
+        try:
+            _write_each(rows, seen)
+        except Exception:
+            logger.exception("Writing OCPP log rows one by one failed; dropped them")
+
+
+def _write_each(rows: list[LogRow], seen: dict[int, datetime]) -> None:
+    dropped = 0
+    for row in _messages(rows):
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except DATABASE_AWAY:
+            raise
+        except Exception:
+            dropped += 1
+            logger.exception("Dropped an OCPP log row the database refuses: %s", row)
+    if dropped:
+        logger.error("Dropped %d of %d OCPP log rows", dropped, len(rows))
+    with transaction.atomic():
+        stations_last_seen_set(seen)
+
+
+def _messages(rows: list[LogRow]) -> list[OcppMessage]:
+    return [
+        OcppMessage(**row._replace(payload=row.payload and json.loads(row.payload))._asdict())
+        for row in rows
+    ]

@@ -1,4 +1,7 @@
-"""Group commit (ocpp_gateway/group_commit.py): many frames, one transaction, answered after."""
+"""Group commit (ocpp_gateway/group_commit.py): many frames, one transaction, answered after.
+
+The batches are written through `stations.bulk.write_batch`, as the charging data is.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pytest
 from django.db import IntegrityError, OperationalError
 
 from ocpp_gateway.group_commit import GroupCommit
+from stations.bulk import write_batch
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -24,6 +28,9 @@ class Recorder:
         self.away = False
 
     def __call__(self, items):
+        return write_batch(self.write, items, name="test")
+
+    def write(self, items):
         self.release.wait(5)
         self.batches.append(list(items))
         if self.away:

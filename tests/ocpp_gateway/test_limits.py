@@ -14,7 +14,10 @@ from ocpp_gateway.limits import FrameRateLimit, TokenBucket
 from ocpp_gateway.refusals import RefusalLog, refusal_log, refuse
 from ocpp_spec.passwords import hash_password
 from stations.models import ConnectionAttempt, Station
-from stations.services.refusals import connection_refusal_record
+from stations.services.refusals import (
+    connection_refusal_record,
+    connection_refusals_record_many,
+)
 from tests.factories import make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -138,7 +141,12 @@ async def test_a_storm_of_refusals_costs_one_write_per_second(monkeypatch):
         writes.append(kwargs)
         connection_refusal_record(**kwargs)
 
+    def counting_many(**kwargs):
+        writes.append(kwargs)
+        connection_refusals_record_many(**kwargs)
+
     monkeypatch.setattr("ocpp_gateway.refusals.connection_refusal_record", counting)
+    monkeypatch.setattr("ocpp_gateway.refusals.connection_refusals_record_many", counting_many)
     log = RefusalLog()  # nothing written in the last second
     monkeypatch.setattr("ocpp_gateway.refusals.refusal_log", log)
     scope = {"client": (ATTACKER, 40000), "path": "/ocpp/x"}

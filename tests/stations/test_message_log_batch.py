@@ -9,8 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ocpp_gateway.message_log import MessageLog, _write, stations_last_seen_set
+from ocpp_gateway.message_log import MessageLog
 from stations.models import OcppMessage, Station
+from stations.services.liveness import stations_last_seen_set
+from stations.services.station_log import ocpp_log_write
 from tests.factories import make_station
 
 pytestmark = [pytest.mark.django_db]
@@ -26,7 +28,7 @@ def test_one_update_for_all_stations_seen_in_a_flush():
     for station in stations:
         log.record(station_id=station.pk, cbid=station.cbid, direction="in", message_type=2)
     with CaptureQueriesContext(connection) as queries:
-        _write(log._rows, log._seen)
+        ocpp_log_write(rows=log._rows, seen=log._seen)
     assert len(station_updates(queries.captured_queries)) == 1
     assert OcppMessage.objects.count() == 5
     for station in stations:
