@@ -5,9 +5,10 @@ forever. Each process therefore registers its live consumers here, and a task pe
 loop (started on the first connect, stopped with the last disconnect) every
 OCPP_LIVENESS_INTERVAL seconds:
 
-1. refreshes `last_seen` of the stations it holds (one UPDATE for all of them), and
+1. refreshes `last_seen` of the stations it holds (one UPDATE for all of them),
 2. marks offline every station still "connected" whose `last_seen` is older than
-   OCPP_LIVENESS_STALE_AFTER intervals: its process stopped refreshing it.
+   OCPP_LIVENESS_STALE_AFTER intervals: its process stopped refreshing it, and
+3. finishes the Commands whose outcome can no longer come (`command_expire_stale`).
 
 `manage.py sweep_stale_connections` runs the same sweep from cron or at start-up.
 """
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from ocpp_gateway.db import db_call
 from ocpp_gateway.runtime import PerLoop
+from stations.services.commands import command_expire_stale
 from stations.services.liveness import (
     stale_cutoff,
     station_liveness_refresh,
@@ -84,7 +86,11 @@ async def tick() -> int:
         # Disconnects now close sessions on other threads, maybe before this runs: `as_of`
         # keeps the refresh from bringing those stations back online.
         await db_call(station_liveness_refresh, live=live, as_of=as_of)
-    return await db_call(station_sweep_stale_connections, stale_before=stale_cutoff())
+    swept = await db_call(station_sweep_stale_connections, stale_before=stale_cutoff())
+    expired = await db_call(command_expire_stale)
+    if expired:
+        logger.warning("Finished %d command(s) whose outcome can no longer come", expired)
+    return swept
 
 
 async def _run(state: _LoopState) -> None:

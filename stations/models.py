@@ -470,7 +470,15 @@ class Command(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["station", "-created_at"], name="command_station_time_idx")]
+        indexes = [
+            models.Index(fields=["station", "-created_at"], name="command_station_time_idx"),
+            # The open ones, which the liveness tick finishes when they are stale.
+            models.Index(
+                fields=["status", "created_at"],
+                condition=Q(status__in=["queued", "sent"]),
+                name="command_open_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} → {self.station.cbid} ({self.status})"

@@ -7,7 +7,8 @@ The panel (or the system, e.g. a claim) asks through `command_request*`: the Com
 row is written first, then the channel layer tells the consumer holding the charger's
 socket, in whatever process it runs, to send it (`ocpp_gateway.commands.run_command`).
 The channel layer is at-most-once, so a "go" that is lost leaves a queued Command that
-`command_expire_stale` finishes as an error instead of leaving it queued forever.
+`command_expire_stale` (every gateway process's liveness tick) finishes as an error
+instead of leaving it queued forever.
 """
 
 from __future__ import annotations
@@ -323,15 +324,16 @@ def command_record_failure(*, command_id: int, status: str, error: str) -> bool:
     return bool(updated)
 
 
-def command_expire_stale(*, station: Station | None = None, now: datetime | None = None) -> int:
+def command_expire_stale(*, now: datetime | None = None) -> int:
     """Finish Commands whose outcome can no longer come; returns how many.
 
     Queued ones whose "go" was lost (the channel layer dropped it, the process holding the
-    socket died) and sent ones whose gateway never wrote an outcome. Cheap enough to run
-    before showing a station's command history.
+    socket died) and sent ones whose gateway never wrote an outcome. Run by every gateway
+    process's liveness tick and by `manage.py sweep_stale_connections`, never by a read;
+    the open Commands have an index of their own.
     """
     now = now or timezone.now()
-    commands = Command.objects.all() if station is None else station.commands.all()
+    commands = Command.objects.all()
     call_timeout = timedelta(seconds=settings.OCPP_CALL_TIMEOUT)
     expired = commands.filter(status=Status.QUEUED, created_at__lt=now - _queue_timeout()).update(
         status=Status.ERROR,
@@ -349,6 +351,5 @@ def command_expire_stale(*, station: Station | None = None, now: datetime | None
 
 
 def station_command_history(*, station: Station, limit: int = 50) -> QuerySet[Command]:
-    """The station's latest Commands, newest first, stale ones finished first."""
-    command_expire_stale(station=station)
+    """The station's latest Commands, newest first."""
     return station.commands.select_related("requested_by").order_by("-created_at", "-id")[:limit]

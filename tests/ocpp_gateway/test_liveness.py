@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from ocpp_gateway import liveness
-from stations.models import Station
+from stations.models import Command, Station
 from stations.services import liveness as liveness_service
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger
@@ -56,6 +56,18 @@ async def test_a_tick_marks_orphans_offline_and_keeps_live_stations_online():
     assert live.last_seen > timezone.now() - timedelta(minutes=1)
 
 
+async def test_a_tick_finishes_commands_whose_outcome_can_no_longer_come(settings):
+    settings.OCPP_CALL_TIMEOUT = 30
+    station = await orphan("CP-GONE")
+    stuck = await Command.objects.acreate(
+        station=station, action="Reset", payload={}, status="sent", sent_at=long_ago()
+    )
+    await Command.objects.filter(pk=stuck.pk).aupdate(created_at=long_ago())
+    await liveness.tick()
+    stuck = await Command.objects.aget(pk=stuck.pk)
+    assert stuck.status == Command.Status.TIMED_OUT
+
+
 async def test_a_live_station_swept_while_the_database_was_away_comes_back_online():
     charger = await live_charger("CP-BACK")
     channel = (await Station.objects.aget(cbid="CP-BACK")).channel_name
@@ -96,8 +108,13 @@ def test_the_management_command_sweeps_stale_connections():
     make_station("CP-STALE", connected=True, channel_name="x!1", last_seen=long_ago())
     make_station("CP-FRESH", connected=True, channel_name="x!2", last_seen=timezone.now())
     out = StringIO()
+    stuck = Command.objects.create(
+        station=Station.objects.get(cbid="CP-STALE"), action="Reset", status="sent"
+    )
+    Command.objects.filter(pk=stuck.pk).update(created_at=long_ago(), sent_at=long_ago())
     call_command("sweep_stale_connections", stdout=out)
     assert "Marked 1 stale" in out.getvalue()
+    assert "Finished 1 command(s)" in out.getvalue()
     assert set(Station.objects.online().values_list("cbid", flat=True)) == {"CP-FRESH"}
 
 

@@ -167,6 +167,22 @@ def test_the_live_part_says_when_a_command_is_pending(client, alice, station):
     assert "<html" not in done.content.decode()
 
 
+def test_reading_the_page_writes_nothing(client, alice, station):
+    long_ago = timezone.now() - timedelta(hours=1)
+    stale = Command.objects.create(station=station, action="Reset", payload={"type": "Soft"})
+    Command.objects.filter(pk=stale.pk).update(created_at=long_ago)
+    client.force_login(alice)
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("stations:detail", args=[station.pk]))
+        client.get(reverse("stations:live", args=[station.pk]))
+
+    writes = [q["sql"] for q in queries if q["sql"].startswith(("UPDATE", "INSERT", "DELETE"))]
+    # The session's last activity is Django's own; nothing of ours is written.
+    assert [sql for sql in writes if "django_session" not in sql] == []
+    assert Command.objects.get(pk=stale.pk).status == Command.Status.QUEUED
+
+
 def test_the_page_loads_the_poller_and_marks_the_live_part(client, alice, station):
     html = page(client, alice, station)
 

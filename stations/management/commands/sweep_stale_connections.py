@@ -1,4 +1,5 @@
-"""Mark offline the stations whose daphne process died without a disconnect.
+"""Mark offline the stations whose daphne process died without a disconnect, and finish
+the commands whose outcome can no longer come.
 
 Run from cron, or at start-up before daphne: each live process also sweeps every
 OCPP_LIVENESS_INTERVAL seconds (ocpp_gateway.liveness), so this only matters when no
@@ -12,6 +13,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from stations.services.commands import command_expire_stale
 from stations.services.liveness import stale_cutoff, station_sweep_stale_connections
 
 
@@ -34,3 +36,6 @@ class Command(BaseCommand):
             cutoff = timezone.now() - timedelta(seconds=older_than)
         swept = station_sweep_stale_connections(stale_before=cutoff)
         self.stdout.write(f"Marked {swept} stale station connection(s) offline.")
+        expired = command_expire_stale()
+        if expired:
+            self.stdout.write(f"Finished {expired} command(s) whose outcome can no longer come.")
