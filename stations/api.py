@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_http_methods
 
 from stations.models import Command, Connector, Station
+from stations.services.access import station_get_for_user
 from stations.services.commands import command_request, station_command_history
 
 PAGE_SIZE = 500
@@ -168,11 +169,6 @@ def command_json(command: Command) -> dict:
     }
 
 
-def _staff_station(request: HttpRequest, pk: int) -> Station:
-    # Another CPO's station is a 404, like everywhere in the panel.
-    return get_object_or_404(Station.objects.for_user(request.user), pk=pk)
-
-
 @require_http_methods(["GET", "POST"])
 def station_commands(request: HttpRequest, pk: int) -> JsonResponse:
     """GET: the station's latest commands. POST {"kind": ..., "params": {...}}: request one.
@@ -183,7 +179,7 @@ def station_commands(request: HttpRequest, pk: int) -> JsonResponse:
     """
     if not request.user.is_authenticated:
         return JsonResponse({"error": "login required"}, status=401)
-    station = _staff_station(request, pk)
+    station = station_get_for_user(user=request.user, pk=pk)
     if request.method == "GET":
         history = station_command_history(station=station)
         return JsonResponse({"commands": [command_json(c) for c in history]})
@@ -212,6 +208,6 @@ def station_command_detail(request: HttpRequest, pk: int, command_pk: int) -> Js
     """GET one command of a station the user may see (for polling its outcome)."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": "login required"}, status=401)
-    station = _staff_station(request, pk)
+    station = station_get_for_user(user=request.user, pk=pk)
     command = get_object_or_404(station.commands.select_related("requested_by"), pk=command_pk)
     return JsonResponse(command_json(command))

@@ -1,10 +1,10 @@
 """The CPO panel: Settings → Station List, Add new station, the station page, Connect a charger,
 Station settings, commands to chargers and the station log.
 
-Every read starts from `Station.objects.for_user(request.user)`: another CPO's station is a
-404. Writes need a role in the CPO concerned (a viewer gets 403): claiming and moving need
-an admin (stations.services.claiming); settings and commands an admin or a technician
-(stations.services.commands.user_may_command).
+Every station is looked up through `station_get_for_user` (stations.services.access):
+another CPO's station is a 404. Writes need a role in the CPO concerned (a viewer gets
+403): claiming and moving need an admin (stations.services.claiming); settings, commands
+and passwords an admin or a technician (`station_check_write`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -46,6 +46,7 @@ from stations.models import (
     Station,
     Transaction,
 )
+from stations.services.access import station_get_for_user, user_may_command
 from stations.services.claiming import (
     ClaimError,
     addable_cpos,
@@ -53,7 +54,7 @@ from stations.services.claiming import (
     station_assign,
     station_claim,
 )
-from stations.services.commands import command_request, station_command_history, user_may_command
+from stations.services.commands import command_request, station_command_history
 from stations.services.passwords import station_password_issue
 from stations.services.station_log import message_payload_text, station_log
 from stations.services.station_settings import (
@@ -187,14 +188,14 @@ def _issue_password(request: HttpRequest, station: Station, *, done: str = "") -
 @require_POST
 def station_password(request: HttpRequest, pk: int) -> HttpResponse:
     """Generate a new charger (Basic-auth) password for the station; admins and technicians."""
-    station = get_object_or_404(Station.objects.for_user(request.user), pk=pk)
+    station = station_get_for_user(user=request.user, pk=pk)
     return _issue_password(request, station)
 
 
 @login_required
 def station_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The station page: identity, CPO, connection, connectors, boot facts, assignments."""
-    station = get_object_or_404(Station.objects.for_user(request.user).select_related("cpo"), pk=pk)
+    station = station_get_for_user(user=request.user, pk=pk, select_related=["cpo"])
     cpos = _cpo_choices(request.user, station)
     form = StationCpoForm(cpos=cpos) if cpos is not None else None
     return _render_detail(request, station, form)
@@ -204,7 +205,7 @@ def station_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def station_change_cpo(request: HttpRequest, pk: int) -> HttpResponse:
     """Change CPO: for admins of both CPOs, and superusers."""
-    station = get_object_or_404(Station.objects.for_user(request.user).select_related("cpo"), pk=pk)
+    station = station_get_for_user(user=request.user, pk=pk, select_related=["cpo"])
     cpos = _cpo_choices(request.user, station)
     if cpos is None:
         raise PermissionDenied("Only an admin of the station's CPO may move it.")
@@ -331,7 +332,7 @@ def station_live(request: HttpRequest, pk: int) -> HttpResponse:
 
     `X-Commands-Pending: 1` while a command is queued or sent: the page then polls fast.
     """
-    station = get_object_or_404(Station.objects.for_user(request.user), pk=pk)
+    station = station_get_for_user(user=request.user, pk=pk)
     context = {"station": station, **_live_context(station)}
     response = render(request, "stations/_live.html", context)
     response["X-Commands-Pending"] = "1" if context["commands_pending"] else "0"
@@ -343,9 +344,7 @@ def station_live(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def station_command(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a command to the station's charger: form → command_request → back to the page."""
-    station = get_object_or_404(Station.objects.for_user(request.user).select_related("cpo"), pk=pk)
-    if not user_may_command(user=request.user, station=station):
-        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    station = station_get_for_user(user=request.user, pk=pk, write=True, select_related=["cpo"])
     form_class = COMMAND_FORMS.get(request.POST.get("kind", ""))
     if form_class is None:
         messages.error(request, "Unknown command.")
@@ -396,10 +395,10 @@ def _command_message(
 @login_required
 def station_settings(request: HttpRequest, pk: int) -> HttpResponse:
     """Station settings: admins and technicians edit, viewers read (their POST is a 403)."""
-    station = get_object_or_404(Station.objects.for_user(request.user).select_related("cpo"), pk=pk)
+    station = station_get_for_user(
+        user=request.user, pk=pk, write=request.method == "POST", select_related=["cpo"]
+    )
     can_edit = user_may_command(user=request.user, station=station)
-    if request.method == "POST" and not can_edit:
-        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
     form = StationSettingsForm(
         request.POST if request.method == "POST" else None,
         station=station,
@@ -436,7 +435,7 @@ def station_log_page(request: HttpRequest, pk: int) -> HttpResponse:
 
     A fixed number of queries: the station, the count and one page of messages.
     """
-    station = get_object_or_404(Station.objects.for_user(request.user), pk=pk)
+    station = station_get_for_user(user=request.user, pk=pk)
     window = request.GET.get("since", LOG_DEFAULT_WINDOW)
     if window not in LOG_WINDOWS:
         window = LOG_DEFAULT_WINDOW

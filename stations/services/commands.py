@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from cpo.audit import Action, audit_record
-from cpo.models import WRITE_ROLES, Cpo
 from ocpp_spec.commands import KINDS_ALLOWED_WHEN_PENDING, build_call, kind_for_action
 from stations.models import (
     Command,
@@ -34,6 +32,7 @@ from stations.models import (
     RegistrationStatus,
     Station,
 )
+from stations.services.access import station_check_write
 from stations.services.command_outcomes import CommandOutcome, command_outcome_dispatch
 from stations.services.notify import (
     DeliveryFailed,
@@ -61,17 +60,6 @@ def _queue_timeout() -> timedelta:
     return timedelta(seconds=settings.OCPP_CALL_TIMEOUT + 60)
 
 
-def user_may_command(*, user, station: Station) -> bool:
-    """Admins and technicians of the station's CPO, and superusers, may act on it."""
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    if station.cpo_id is None:
-        return False
-    return Cpo.objects.for_user(user, roles=WRITE_ROLES).filter(pk=station.cpo_id).exists()
-
-
 def command_request(*, station: Station, kind: str, params: dict, user) -> Command:
     """Ask the station's charger to carry out a command, for a user of the panel.
 
@@ -82,8 +70,7 @@ def command_request(*, station: Station, kind: str, params: dict, user) -> Comma
     station that is not connected, `error` for a non-configuration command to a station
     that is not Accepted or when the gateway cannot be reached, else `queued`.
     """
-    if not user_may_command(user=user, station=station):
-        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    station_check_write(user=user, station=station)
     command = _command_create(station=station, kind=kind, params=params, requested_by=user)
     details = {"command": command.pk, "action": command.action, "status": command.status}
     audit_record(

@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,8 +28,9 @@ from ocpp_spec.passwords import (
     verify_password,
 )
 from stations.models import Command, ConnectionAttempt, OcppVersion, Protocol, Station
+from stations.services.access import station_check_write
 from stations.services.command_outcomes import CommandOutcome, command_outcome
-from stations.services.commands import command_request, command_request_system, user_may_command
+from stations.services.commands import command_request, command_request_system
 from stations.services.refusals import ConnectionRefused, connection_check_not_locked_out
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ def station_password_issue(*, station: Station, user) -> IssuedPassword:
     connection, with the password the operator sets on it by hand.
     Raises PermissionDenied (viewers, other CPOs) and ValueError (not an OCPP station).
     """
-    if not user_may_command(user=user, station=station):
-        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    station_check_write(user=user, station=station)
     if station.protocol != Protocol.OCPP:
         raise ValueError("Only OCPP stations use charger passwords.")
     if station.connected:

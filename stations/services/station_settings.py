@@ -7,13 +7,12 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from cpo.audit import Action, audit_record
 from stations.models import Connector, Station
-from stations.services.commands import user_may_command
+from stations.services.access import station_check_write
 from stations.services.notify import DeliveryFailed, station_notify
 
 logger = logging.getLogger(__name__)
@@ -53,8 +52,7 @@ def station_settings_update(*, station: Station, user, data: dict) -> Station:
     superusers) only: PermissionDenied otherwise. Raises SettingsError with per-field
     messages and then changes nothing.
     """
-    if not user_may_command(user=user, station=station):
-        raise PermissionDenied("Only admins and technicians of the station's CPO may do this.")
+    station_check_write(user=user, station=station)
     errors: dict[str, list[str]] = {}
     with transaction.atomic():
         # Lock the row with a write, not SELECT ... FOR UPDATE: same row lock on PostgreSQL,
