@@ -152,10 +152,6 @@ class Station(models.Model):
         return self.name or self.cbid
 
     @property
-    def in_pool(self) -> bool:
-        return self.cpo_id is None
-
-    @property
     def has_address(self) -> bool:
         return bool(self.street and self.city and self.country)
 
@@ -458,7 +454,6 @@ class Command(models.Model):
     action = models.CharField(max_length=60)
     payload = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    unique_id = models.CharField(max_length=36, blank=True)
     response = models.JSONField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
     requested_by = models.ForeignKey(

@@ -125,12 +125,6 @@ class StatusReport:
         return self.connector_id == 0 and self.evse_id is None
 
 
-def connector_status_set(**report) -> None:
-    """Record one StatusNotification (see `connector_statuses_set`)."""
-    with atomic():
-        connector_statuses_set([StatusReport(**report)])
-
-
 def connector_statuses_set(reports: Sequence[StatusReport]) -> list[None]:
     """Record StatusNotifications of any number of stations, in a few statements.
 

@@ -87,15 +87,3 @@ def station_notify_many(messages: list[tuple[str, dict]]) -> list[Exception | No
     if failed:
         logger.warning("Channel layer refused %d of %d messages", failed, len(messages))
     return failures
-
-
-async def station_notify_async(*, channel_name: str, event_type: str, **data: object) -> None:
-    """Async twin of station_notify, for consumers and handlers."""
-    if not channel_name:
-        raise DeliveryFailed("station is not connected")
-    layer = get_channel_layer()
-    try:
-        await layer.send(channel_name, {"type": event_type, **data})
-    except Exception as exc:
-        logger.warning("Channel layer send to %s failed: %s", channel_name, exc)
-        raise DeliveryFailed(str(exc)) from exc

@@ -13,7 +13,8 @@ from stations.models import Connector, IdTag, MeterValue, Station, Transaction
 from stations.services.charging import (
     IdTagInfo,
     MeterSample,
-    connector_status_set,
+    StatusReport,
+    charging_data_write,
     id_tag_authorize,
     meter_values_store,
     transaction_start,
@@ -24,6 +25,11 @@ from tests.factories import make_station
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+
+
+def connector_status_set(**report) -> None:
+    """One StatusNotification, through the gateway's write path."""
+    assert charging_data_write([StatusReport(**report)]) == [None]
 
 
 @pytest.fixture

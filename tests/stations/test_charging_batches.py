@@ -16,7 +16,7 @@ from stations.services.charging import (
     MeterSample,
     StatusReport,
     charging_data_store,
-    connector_status_set,
+    charging_data_write,
     connector_statuses_set,
     meter_readings_store,
 )
@@ -118,8 +118,9 @@ def test_long_strings_are_cut_to_the_columns(station):
     assert len(connector.vendor_id) == Connector._meta.get_field("vendor_id").max_length
 
 
-def test_the_single_report_service_is_a_batch_of_one(station):
-    connector_status_set(station_id=station.pk, connector_id=3, status="Available", timestamp=T0)
+def test_a_single_report_is_a_batch_of_one(station):
+    report = StatusReport(station_id=station.pk, connector_id=3, status="Available", timestamp=T0)
+    assert charging_data_write([report]) == [None]
     assert status_of(station, 3) == "Available"
 
 
