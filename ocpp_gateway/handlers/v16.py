@@ -23,16 +23,9 @@ from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from ocpp_spec.errors import CallErrorReply
 from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
 from stations.services.boot import BootInfo, station_boot
-from stations.services.charging import (
-    BIGINT_MAX,
-    IdTagInfo,
-    MeterReading,
-    MeterSample,
-    StatusReport,
-    id_tag_authorize,
-    transaction_start,
-    transaction_stop,
-)
+from stations.services.charging import BIGINT_MAX, MeterReading, MeterSample, StatusReport
+from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.transactions import transaction_start, transaction_stop
 
 # Connector ids are stored in PositiveIntegerField (32-bit on PostgreSQL).
 CONNECTOR_ID_MAX = 2**31 - 1

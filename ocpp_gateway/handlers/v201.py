@@ -18,8 +18,9 @@ from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
 from stations.services.boot import BootInfo, station_boot
-from stations.services.charging import IdTagInfo, MeterReading, StatusReport
+from stations.services.charging import MeterReading, StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
+from stations.services.id_tags import IdTagInfo
 from stations.services.transaction_events import (
     TransactionEventData,
     id_token_authorize,

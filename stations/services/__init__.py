@@ -15,7 +15,9 @@ module per concern:
 - `commands`: the Command record of a call to a charger, requested and finished.
 - `command_outcomes`: handlers that run when a command's result arrives, per kind.
 - `notify`: reaching the consumer that holds a charger's socket (the channel layer).
-- `charging`: id tags, connector status, 1.6 transactions, meter values.
+- `id_tags`: whether a token may charge at a station.
+- `charging`: connector status and meter values, written in batches (the group commit).
+- `transactions`: OCPP 1.6 StartTransaction / StopTransaction.
 - `transaction_events`: OCPP 2.x TransactionEvent.
 - `device_model`: what a charger reports of its configuration (1.6 keys, 2.x variables).
 - `station_log`: the OCPP message log of a station, as the log page reads it.

@@ -1,8 +1,9 @@
-"""Charging: id tags, connector status, transactions and meter values.
+"""Charging data: connector status and meter values, written in batches.
 
-Version-neutral: the OCPP 1.6 and 2.x handlers both call these. Every service commits
-before it returns, so a charger is only answered once its data is safe. Strings that come
-from a charger are cut to the model's field lengths rather than refused.
+Version-neutral: the OCPP 1.6 and 2.x handlers send StatusNotification and MeterValues
+through the gateway's group commit (`charging_data_write`: many chargers' frames in one
+transaction, each answered once it is committed). Strings that come from a charger are
+cut to the model's field lengths rather than refused.
 """
 
 from __future__ import annotations
@@ -14,26 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, models
-from django.db.models import Q
 from django.db.transaction import atomic
 from django.utils import timezone
 
 from stations.bulk import bulk_insert, bulk_update, write_batch
-from stations.models import Connector, IdTag, MeterValue, Station, Transaction
+from stations.models import Connector, MeterValue, Station, Transaction
 
 logger = logging.getLogger(__name__)
 
 # Largest value a BigIntegerField / BigAutoField holds.
 BIGINT_MAX = 2**63 - 1
-
-
-@dataclass
-class IdTagInfo:
-    """The backend's verdict on an id tag (1.6 idTagInfo, 2.x idTokenInfo)."""
-
-    status: str
-    expiry_date: datetime | None = None
-    parent_id_tag: str = ""
 
 
 @dataclass
@@ -53,51 +44,6 @@ def clip(model: type[models.Model], field: str, value: str | None) -> str:
     """`value` cut to the length of `model.field` (charger strings are never refused here)."""
     max_length = model._meta.get_field(field).max_length
     return (value or "")[:max_length]
-
-
-# ---- id tags -------------------------------------------------------------------------
-
-
-def id_tag_authorize(*, station_id: int, id_tag: str) -> IdTagInfo:
-    """Decide whether `id_tag` may charge at the station.
-
-    Accepted when the station's CPO holds the tag as Accepted and unexpired, or when the
-    station has free usage. Otherwise the tag's own status (Blocked, Expired, Invalid);
-    an unknown tag, or any tag at a station in the pool, is Invalid.
-    """
-    station = Station.objects.only("cpo_id", "free_usage").get(pk=station_id)
-    tag = _id_tag_find(cpo_id=station.cpo_id, id_tag=id_tag)
-    verdict = _id_tag_verdict(tag)
-    if verdict.status != IdTag.Status.ACCEPTED and station.free_usage:
-        # Free usage lets anyone charge: the tag's own record does not matter.
-        return IdTagInfo(status=IdTag.Status.ACCEPTED, parent_id_tag=verdict.parent_id_tag)
-    return verdict
-
-
-def _id_tag_find(*, cpo_id: int | None, id_tag: str) -> IdTag | None:
-    if cpo_id is None or not id_tag:
-        return None
-    # OCPP id tags are case-insensitive (CiString); prefer the exact spelling if both exist.
-    candidates = list(IdTag.objects.filter(cpo_id=cpo_id, tag__iexact=id_tag).order_by("pk")[:10])
-    for candidate in candidates:
-        if candidate.tag == id_tag:
-            return candidate
-    return candidates[0] if candidates else None
-
-
-def _id_tag_verdict(tag: IdTag | None) -> IdTagInfo:
-    if tag is None:
-        return IdTagInfo(status=IdTag.Status.INVALID)
-    parent = tag.parent_id_tag
-    if tag.status == IdTag.Status.ACCEPTED:
-        if tag.expiry_date is not None and tag.expiry_date <= timezone.now():
-            return IdTagInfo(
-                status=IdTag.Status.EXPIRED, expiry_date=tag.expiry_date, parent_id_tag=parent
-            )
-        return IdTagInfo(
-            status=IdTag.Status.ACCEPTED, expiry_date=tag.expiry_date, parent_id_tag=parent
-        )
-    return IdTagInfo(status=tag.status, expiry_date=tag.expiry_date, parent_id_tag=parent)
 
 
 # ---- connectors ----------------------------------------------------------------------
@@ -271,160 +217,6 @@ def connector_get_or_create(
             )
     except IntegrityError:
         return Connector.objects.get(**lookup)
-
-
-# ---- transactions --------------------------------------------------------------------
-
-
-def transaction_start(
-    *,
-    station_id: int,
-    connector_id: int,
-    id_tag: str,
-    meter_start: int,
-    timestamp: datetime,
-    reservation_id: int | None = None,
-) -> tuple[Transaction, IdTagInfo]:
-    """Open a charging session (OCPP 1.6 StartTransaction) and authorize its id tag.
-
-    The row is created even for a refused tag: the charger has started and will stop
-    it itself. Idempotent: a charger that resends the same start (same connector, id tag,
-    meter and time) after a reconnect gets the same row back, never a second one.
-    """
-    id_tag = clip(Transaction, "id_tag", id_tag)
-    with atomic():
-        # Locking the station serialises concurrent starts of the same station, so two
-        # copies of one start cannot both miss each other and insert twice.
-        Station.objects.select_for_update().only("pk").get(pk=station_id)
-        info = id_tag_authorize(station_id=station_id, id_tag=id_tag)
-        existing = (
-            Transaction.objects.filter(
-                station_id=station_id,
-                charger_transaction_id="",
-                id_tag=id_tag,
-                meter_start=meter_start,
-                start_time=timestamp,
-            )
-            .filter(
-                Q(connector__connector_id=connector_id, connector__evse_id__isnull=True)
-                if connector_id > 0
-                else Q(connector__isnull=True)
-            )
-            .order_by("pk")
-            .first()
-        )
-        if existing is not None:
-            logger.info("Station %s resent the start of transaction %s", station_id, existing.pk)
-            return existing, info
-        connector = (
-            connector_get_or_create(station_id=station_id, connector_id=connector_id)
-            if connector_id > 0
-            else None
-        )
-        tx = Transaction.objects.create(
-            station_id=station_id,
-            connector=connector,
-            id_tag=id_tag,
-            id_tag_status=info.status,
-            reservation_id=reservation_id,
-            start_time=timestamp,
-            meter_start=meter_start,
-        )
-    return tx, info
-
-
-def transaction_stop(
-    *,
-    station_id: int,
-    transaction_id: int,
-    meter_stop: int,
-    timestamp: datetime,
-    reason: str = "",
-    id_tag: str = "",
-    samples: Iterable[MeterSample] = (),
-) -> IdTagInfo | None:
-    """Close a charging session (OCPP 1.6 StopTransaction) and keep its meter samples.
-
-    A stop for a transaction id the station never started (lost start, database restored)
-    is recorded as a Transaction with `orphan_stop=True` carrying the charger's id, and
-    answered like any other. A repeated stop changes nothing. Returns the verdict on the
-    stop's id tag, or None when the charger sent none.
-    """
-    id_tag = clip(Transaction, "stop_id_tag", id_tag)
-    samples = list(samples)
-    with atomic():
-        tx = None
-        if 0 < transaction_id <= BIGINT_MAX:
-            tx = (
-                Transaction.objects.select_for_update()
-                .filter(pk=transaction_id, station_id=station_id, charger_transaction_id="")
-                .first()
-            )
-        if tx is None:
-            _transaction_record_orphan_stop(
-                station_id=station_id,
-                transaction_id=transaction_id,
-                meter_stop=meter_stop,
-                timestamp=timestamp,
-                reason=reason,
-                id_tag=id_tag,
-                samples=samples,
-            )
-        elif tx.stop_time is None:
-            tx.stop_time = timestamp
-            tx.meter_stop = meter_stop
-            tx.energy_wh = _energy(tx.meter_start, meter_stop)
-            tx.stop_reason = clip(Transaction, "stop_reason", reason)
-            tx.stop_id_tag = id_tag
-            tx.state = Transaction.State.ENDED
-            tx.save()
-            meter_values_store(station_id=station_id, samples=samples, transaction=tx)
-        else:
-            logger.info("Station %s repeated the stop of transaction %s", station_id, tx.pk)
-        info = id_tag_authorize(station_id=station_id, id_tag=id_tag) if id_tag else None
-    return info
-
-
-def _energy(meter_start: int | None, meter_stop: int) -> int | None:
-    if meter_start is None:
-        return None
-    if meter_stop < meter_start:
-        # A meter that went backwards (replaced, reset) says nothing about the energy.
-        return None
-    return meter_stop - meter_start
-
-
-def _transaction_record_orphan_stop(
-    *,
-    station_id: int,
-    transaction_id: int,
-    meter_stop: int,
-    timestamp: datetime,
-    reason: str,
-    id_tag: str,
-    samples: list[MeterSample],
-) -> None:
-    # The charger's id goes in charger_transaction_id: its unique constraint makes a
-    # repeated orphan stop find the first record instead of adding another.
-    charger_id = clip(Transaction, "charger_transaction_id", str(transaction_id))
-    lookup = {"station_id": station_id, "charger_transaction_id": charger_id}
-    if Transaction.objects.filter(**lookup).exists():
-        return
-    logger.warning("Station %s stopped unknown transaction %s", station_id, transaction_id)
-    try:
-        with atomic():
-            tx = Transaction.objects.create(
-                **lookup,
-                orphan_stop=True,
-                state=Transaction.State.ENDED,
-                stop_time=timestamp,
-                meter_stop=meter_stop,
-                stop_reason=clip(Transaction, "stop_reason", reason),
-                stop_id_tag=id_tag,
-            )
-    except IntegrityError:
-        return  # The same stop, recorded a moment ago by another connection.
-    meter_values_store(station_id=station_id, samples=samples, transaction=tx)
 
 
 # ---- meter values --------------------------------------------------------------------

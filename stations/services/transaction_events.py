@@ -20,13 +20,12 @@ from ocpp_spec.times import parse_ocpp_time
 from stations.models import Connector, IdTag, Station, Transaction
 from stations.services.charging import (
     BIGINT_MAX,
-    IdTagInfo,
     MeterSample,
     clip,
     connector_get_or_create,
-    id_tag_authorize,
     meter_values_store,
 )
+from stations.services.id_tags import IdTagInfo, id_tag_authorize
 
 logger = logging.getLogger(__name__)
 

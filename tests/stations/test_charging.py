@@ -11,15 +11,13 @@ from django.utils import timezone
 
 from stations.models import Connector, IdTag, MeterValue, Station, Transaction
 from stations.services.charging import (
-    IdTagInfo,
     MeterSample,
     StatusReport,
     charging_data_write,
-    id_tag_authorize,
     meter_values_store,
-    transaction_start,
-    transaction_stop,
 )
+from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.transactions import transaction_start, transaction_stop
 from tests.factories import make_station
 
 pytestmark = pytest.mark.django_db

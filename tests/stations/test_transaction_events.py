@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stations.models import IdTag, MeterValue, Transaction
-from stations.services.charging import MeterSample, transaction_start
+from stations.services.charging import MeterSample
 from stations.services.transaction_events import (
     TransactionEventData,
     id_token_authorize,
     meter_samples_from_ocpp,
     transaction_event_record,
 )
+from stations.services.transactions import transaction_start
 from tests.factories import make_station
 
 pytestmark = pytest.mark.django_db
