@@ -1,10 +1,9 @@
 """Group commit: the writes of many chargers in one database transaction.
 
 A StatusNotification or a MeterValues frame is answered only once its data is committed.
-Written one frame at a time, each frame cost a transaction of its own: three to five
-round trips, each a hand-over of the GIL between a database thread and the event loop.
-At a few hundred frames a second the database threads, not the database, were the limit
-(py-spy: 40 % of a daphne process's busy time in `connector_status_set`).
+Written one frame at a time, each frame costs a transaction of its own: several round
+trips, each a hand-over of the GIL between a database thread and the event loop, so the
+database threads, not the database, become the limit (bench/RESULTS.md).
 
 A `GroupCommit` queues the writes of every connection of the process. One database call
 writes whatever is queued, in one transaction, and each frame is answered after that
@@ -14,8 +13,9 @@ waits `linger` seconds (OCPP_GROUP_COMMIT_WAIT, a few milliseconds) for company,
 turns a trickle of single-frame transactions into a few larger ones.
 
 A batch that the database refuses (one frame's data breaks a constraint) is written
-again frame by frame, so the bad frame fails alone. A database that is away fails every
-frame of the batch; the chargers get an InternalError and resend.
+again frame by frame (`stations.bulk.write_batch`), so the bad frame fails alone. A
+database that is away fails every frame of the batch; the chargers get an InternalError
+and resend.
 """
 
 from __future__ import annotations

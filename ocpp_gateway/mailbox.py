@@ -1,10 +1,10 @@
 """One channel-layer address per daphne process, for messages to many of its chargers.
 
 channels-redis hands a process its messages one Redis round trip at a time, under a lock
-that all the process's consumers contend for: in the fan-out benchmark about 80 messages a
-second per process, so 1,000 commands, one message each, took 6 s to reach their
-chargers. A bulk request (`stations.services.commands.command_request_system_many`) sends
-instead one message per process, `station.commands`, to the process's mailbox
+that all the process's consumers contend for: a command per message is slow to reach a
+fleet (bench/RESULTS.md, command fan-out). A bulk request
+(`stations.services.commands.command_request_system_many`) sends instead one message per
+process, `station.commands`, to the process's mailbox
 (`stations.services.notify.process_mailbox`: "<the process's prefix>!gateway"); the task
 here hands each Command to the consumer holding its charger's socket.
 

@@ -41,9 +41,8 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 UNREADABLE_ID = "-1"
 MAX_UNIQUE_ID = 36
 # Message ids remembered per connection to refuse a reused one. A charger waits for each
-# answer, so a reuse is a resend of one of its last few messages. Each remembered id costs
-# ~200 bytes (a 36-character UUID and its entry): 256 per connection grew a 10,000-charger
-# process by ~4 MiB a minute in the benchmark's steady run, towards 500 MB.
+# answer, so a reuse is a resend of one of its last few messages; few, since each costs
+# memory on every connection (bench/RESULTS.md, steady fleet).
 REMEMBERED_IDS = 16
 # A TriggerMessage lets the triggered message through once even before Accepted; a
 # charger that never sends it must not bank unlimited passes.
@@ -194,12 +193,11 @@ def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
     )
 
 
-# Schema validation. The `ocpp` library's validators (jsonschema) took 25 µs for a
-# StatusNotification and 80 µs for a MeterValues: a fifth of a daphne process's busy
-# time. The same schemas compiled to Python code (fastjsonschema) take 1-4 µs. They only
-# say "valid": anything they refuse goes to the library's validator, which names the
-# error (and tolerates what a lenient station may send), exactly as before. Formats are
-# not checked by either (the library's validators have no format checker).
+# Schema validation. The `ocpp` library's validators (jsonschema) are slow for the frame
+# path; the same schemas compiled to Python code (fastjsonschema) are fast but only say
+# "valid": anything they refuse goes to the library's validator, which names the error
+# (and tolerates what a lenient station may send). Formats are checked by neither (the
+# library's validators have no format checker). Figures: bench/RESULTS.md.
 
 
 @functools.lru_cache(maxsize=1024)
@@ -232,9 +230,8 @@ def fast_valid(message_type: int, action: str, version: str, payload: Any) -> bo
 
 # Key conversion between the wire's camelCase and the handlers' snake_case. The `ocpp`
 # library runs two regular expressions per key per frame, and serialises answers through
-# dataclasses.asdict (a deep copy) and two more passes: together a tenth of the frame
-# path. The same conversions, with each key converted once (bounded: keys come from
-# chargers), in one pass.
+# dataclasses.asdict (a deep copy) and two more passes. The same conversions, with each
+# key converted once (bounded: keys come from chargers), in one pass.
 
 
 @functools.lru_cache(maxsize=4096)

@@ -14,15 +14,14 @@ from django.contrib.auth.hashers import check_password
 PASSWORD_MIN = 16
 PASSWORD_MAX = 40
 
-# Charger passwords are hashed with scrypt at modest cost (about 3 ms, 1 MiB), not with
-# Django's PBKDF2 (1M iterations, about 0.5 s of CPU, in the one thread that runs every
-# database call of a daphne process): a fleet of 10,000 chargers reconnecting after a
-# restart would queue for over an hour. A slow hash protects guessable human passwords;
-# charger passwords are 16-40 characters the backend generates (24 random alphanumerics
-# ~ 143 bits), which no offline attack enumerates whatever the hash cost. The salt stops
-# precomputation; the comparison is constant-time. Online guessing is throttled apart
-# (the services' brute-force limits). Old PBKDF2 hashes still verify
-# and are replaced by this form on the next successful login.
+# Charger passwords are hashed with scrypt at modest cost, not with Django's PBKDF2: a
+# fleet reconnecting after a restart checks every charger's password at once, and a slow
+# hash would queue it for long (bench/RESULTS.md). A slow hash protects guessable human
+# passwords; charger passwords are 16-40 characters the backend generates (24 random
+# alphanumerics), which no offline attack enumerates whatever the hash cost. The salt
+# stops precomputation; the comparison is constant-time. Online guessing is throttled
+# apart (the services' brute-force limits). Old PBKDF2 hashes still verify and are
+# replaced by this form on the next successful login.
 SCRYPT_PREFIX = "ocpp_scrypt"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**10, 8, 1
 SCRYPT_DKLEN = 32

@@ -1,13 +1,11 @@
 """Garbage-collector settings for a server process that holds thousands of sockets.
 
-CPython's full collection walks every container object the process holds: with a
-thousand chargers connected it paused a daphne process for 100–450 ms, several times a
-minute under load, and those pauses were the benchmark's whole p99 tail. Two settings
-make them rare and short:
+CPython's full collection walks every container object the process holds: with
+thousands of chargers connected its pauses were the latency tail (bench/RESULTS.md).
+Two settings make them rare and short:
 
 - `gc.freeze()` once the application is loaded: Django, the models, the OCPP schemas and
-  the libraries (about 120,000 objects) live as long as the process and are never
-  walked again.
+  the libraries live as long as the process and are never walked again.
 - Higher thresholds (`GC_THRESHOLDS`): young objects (a frame's dicts, its futures) are
   collected in bigger, rarer batches, so fewer of them survive into the old generation
   that a full collection walks.

@@ -75,7 +75,7 @@ DATABASES = {
 }
 # No persistent connection per thread (with async consumers one per worker thread would
 # leak). On PostgreSQL a psycopg pool hands connections out instead: without it every
-# database call of a consumer opened a new connection (17 % of a boot storm's CPU).
+# database call of a consumer opens a new connection (bench/RESULTS.md).
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=10)

@@ -1,7 +1,7 @@
 """Per-version OCPP ChargePoint classes: payload → service call → answer.
 
 Imported with the consumer at start-up, not at the first connection: importing them (and
-the ocpp library's classes) took 3-5 % of a boot storm, on the event loop.
+the ocpp library's classes) would block the event loop in the middle of a boot storm.
 """
 
 from __future__ import annotations

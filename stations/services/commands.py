@@ -106,8 +106,8 @@ def command_request_system_many(
     """`command_request_system` for many stations at once (a fleet-wide trigger).
 
     One query reads the stations, one insert writes the Commands, and after the commit
-    one event loop hands every "go" to the channel layer. Made one by one, a thousand
-    commands took 8 s, mostly opening a Redis connection per command from sync code.
+    one event loop hands every "go" to the channel layer (made one by one, each command
+    would open a Redis connection of its own from sync code).
     Stations that cannot take the command are logged and left out of the result.
     """
     commands = []
@@ -189,10 +189,10 @@ def _command_build(*, fresh: Station, kind: str, params: dict, requested_by) -> 
 def _deliver_many(queued: list[tuple[int, str]]) -> None:
     """After commit: one "go" per daphne process, to its mailbox, for all its Commands.
 
-    channels-redis hands a process its messages one Redis round trip at a time: one
-    message per Command took 6 s to reach 1,000 chargers on two processes. The process's
-    mailbox (`ocpp_gateway.mailbox`) passes each Command to the consumer holding its
-    charger. A channel outside any process mailbox gets its own message, as before.
+    channels-redis hands a process its messages one Redis round trip at a time, so a
+    process gets one message, not one per Command; its mailbox (`ocpp_gateway.mailbox`)
+    passes each Command to the consumer holding its charger. A channel outside any
+    process mailbox gets its own message, as before.
     """
     groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
     messages: list[tuple[str, dict]] = []

@@ -63,7 +63,7 @@ def station_notify_many(messages: list[tuple[str, dict]]) -> list[Exception | No
     async def send_all() -> list:
         layer = get_channel_layer()
         # channels-redis refuses a send outright (MaxConnectionsError) once its pool of
-        # connections for this loop is in use: a thousand sends at once lost 900.
+        # connections for this loop is in use: a few sends in flight at a time.
         slots = asyncio.Semaphore(NOTIFY_CONCURRENCY)
 
         async def send(channel_name: str, message: dict) -> None:
