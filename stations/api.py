@@ -19,6 +19,7 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ocpp_spec.times import utc_iso
 from stations.models import Command, Connector, Station
 from stations.services.access import station_get_for_user
 from stations.services.commands import command_request, station_command_history
@@ -147,9 +148,7 @@ def station_detail(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else utc_iso(value)
 
 
 def command_json(command: Command) -> dict:

@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from cpo.models import Cpo, Membership
+from ocpp_spec.meter import ENERGY_REGISTER
 
 
 class Protocol(models.TextChoices):
@@ -315,7 +316,7 @@ class MeterValue(models.Model):
     connector_id = models.PositiveIntegerField(null=True, blank=True)
     evse_id = models.PositiveIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField()
-    measurand = models.CharField(max_length=60, default="Energy.Active.Import.Register")
+    measurand = models.CharField(max_length=60, default=ENERGY_REGISTER)
     phase = models.CharField(max_length=10, blank=True)
     unit = models.CharField(max_length=20, blank=True)
     context = models.CharField(max_length=30, blank=True)

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from cpo.models import Membership
 from ocpp_spec.identity import SUBPROTOCOLS
+from ocpp_spec.meter import ENERGY_REGISTER
 from stations.forms import (
     COMMAND_FORMS,
     IDENTITY_LABELS,
@@ -75,7 +76,6 @@ MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 COMMAND_HISTORY_LENGTH = 20
 # A 2.x FullInventory can hold thousands of variables; the page shows the first ones.
 VARIABLES_SHOWN = 500
-ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 
 @login_required

@@ -21,6 +21,7 @@ from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from ocpp_spec.errors import CallErrorReply
+from ocpp_spec.meter import ENERGY_REGISTER
 from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
 from stations.services.boot import BootInfo, station_boot
 from stations.services.charging import BIGINT_MAX, MeterReading, MeterSample, StatusReport
@@ -247,7 +248,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
                     MeterSample(
                         timestamp=timestamp,
                         value=sampled.get("value", ""),
-                        measurand=sampled.get("measurand") or "Energy.Active.Import.Register",
+                        measurand=sampled.get("measurand") or ENERGY_REGISTER,
                         phase=sampled.get("phase") or "",
                         unit=sampled.get("unit") or "",
                         context=sampled.get("context") or "",

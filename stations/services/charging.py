@@ -18,6 +18,7 @@ from django.db import IntegrityError, models
 from django.db.transaction import atomic
 from django.utils import timezone
 
+from ocpp_spec.meter import ENERGY_REGISTER
 from stations.bulk import bulk_insert, bulk_update, write_batch
 from stations.models import Connector, MeterValue, Station, Transaction
 
@@ -33,7 +34,7 @@ class MeterSample:
 
     timestamp: datetime
     value: str
-    measurand: str = "Energy.Active.Import.Register"
+    measurand: str = ENERGY_REGISTER
     phase: str = ""
     unit: str = ""
     context: str = ""
@@ -327,7 +328,7 @@ def _meter_rows(
             connector_id,
             evse_id,
             sample.timestamp,
-            clip(MeterValue, "measurand", sample.measurand) or "Energy.Active.Import.Register",
+            clip(MeterValue, "measurand", sample.measurand) or ENERGY_REGISTER,
             clip(MeterValue, "phase", sample.phase),
             clip(MeterValue, "unit", sample.unit),
             clip(MeterValue, "context", sample.context),

@@ -16,6 +16,7 @@ from decimal import Decimal, DecimalException, InvalidOperation
 
 from django.db import IntegrityError, transaction
 
+from ocpp_spec.meter import ENERGY_REGISTER
 from ocpp_spec.times import parse_ocpp_time
 from stations.models import Connector, IdTag, Station, Transaction
 from stations.services.charging import (
@@ -30,7 +31,6 @@ from stations.services.id_tags import IdTagInfo, id_tag_authorize
 logger = logging.getLogger(__name__)
 
 STARTED, UPDATED, ENDED = "Started", "Updated", "Ended"
-ENERGY_REGISTER = "Energy.Active.Import.Register"
 # 2.0.1 idToken is at most 36 characters; 2.1 allows 255, which no IdTag can hold.
 ID_TOKEN_MAX = 36
 NO_AUTHORIZATION = "NoAuthorization"
