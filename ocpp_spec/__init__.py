@@ -2,7 +2,6 @@
 
 CBID rules and subprotocols (`identity`), times (`times`), OCPP-J error codes (`errors`),
 charger passwords (`passwords`), the default measurand (`meter`) and the one table of
-commands the backend sends to
-chargers (`commands`). Everything else may import this package; it imports nothing of
-ours (see ARCHITECTURE.md and tests/test_architecture.py).
+commands the backend sends to chargers (`commands`). Everything else may import this
+package; it imports nothing of ours (see ARCHITECTURE.md and tests/test_architecture.py).
 """
