@@ -10,7 +10,7 @@ ValueError for params 2.x cannot express.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ocpp_spec.commands.base import (
@@ -34,12 +34,23 @@ STATUSES: Mapping[str, str] = dict.fromkeys(ACCEPTED_STATUSES, ACCEPTED)
 ACCEPTED_ATTRIBUTE_STATUSES = frozenset({"Accepted", "RebootRequired"})
 
 
-def call(action: str, build: Builder, *, statuses: Mapping[str, str] = STATUSES) -> VersionCall:
-    """A 2.x VersionCall: a status in `statuses` is its value, any other status a refusal."""
+def call(
+    action: str,
+    build: Builder,
+    *,
+    statuses: Mapping[str, str] = STATUSES,
+    interpret: Callable[[dict], str] | None = None,
+) -> VersionCall:
+    """A 2.x VersionCall: a status in `statuses` is its value, any other status a refusal.
+
+    `interpret` reads answers that carry no status (GetLocalListVersion's versionNumber).
+    """
 
     def read(response: Any) -> str:
         if not isinstance(response, dict):
             return ERROR
+        if interpret is not None:
+            return interpret(response)
         for results_key in ("getVariableResult", "setVariableResult"):
             if results_key in response:
                 results = response[results_key]

@@ -10,6 +10,8 @@ from ocpp_spec.commands import (
     CommandNotSupported,
     command_kind,
     kind_for_action,
+    v2,
+    v16,
 )
 from ocpp_spec.commands.base import VERSIONS, CommandKind
 
@@ -47,3 +49,17 @@ def test_disruptive_commands_are_marked():
     disruptive = {kind for kind, entry in COMMAND_KINDS.items() if entry.disruptive}
     assert {"reset", "remote_stop", "unlock_connector"} <= disruptive
     assert "get_configuration" not in disruptive
+
+
+@pytest.mark.parametrize("module", ["v16", "v2"])
+def test_an_answer_without_a_status_can_be_read_by_its_own_rule(module):
+    maker = {"v16": v16, "v2": v2}[module]
+    call = maker.call(
+        "GetLocalListVersion",
+        lambda params: ("GetLocalListVersion", {}),
+        statuses={},
+        interpret=lambda response: "accepted" if "listVersion" in response else "error",
+    )
+    assert call.interpret({"listVersion": 3}) == "accepted"
+    assert call.interpret({}) == "error"
+    assert call.interpret(None) == "error"
