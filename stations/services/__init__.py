@@ -5,6 +5,7 @@ through `ocpp_gateway.db.db_call` (the OCPP gateway: in parallel, on the databas
 or `channels.db.database_sync_to_async`. Nothing may rely on running on one thread. One
 module per concern:
 
+- `access`: who may see a station (the scoped lookup) and who may change it (the role check).
 - `sessions`: chargers connecting and disconnecting, the session a consumer holds, the pool.
 - `boot`: BootNotification: what the charger told, Accepted or Pending.
 - `refusals`: refused handshakes, their aggregated record, the brute-force lockout.
