@@ -19,6 +19,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import fastjsonschema
@@ -33,6 +34,7 @@ from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 from ocpp_gateway.runtime import TaskSet
 from ocpp_spec.errors import CallErrorReply, ErrorCodes, error_codes_for
+from ocpp_spec.times import parse_ocpp_time
 from stations.services.sessions import StationSession
 
 logger = logging.getLogger(__name__)
@@ -446,6 +448,16 @@ class OcppProtocol:
                 codes.internal_error, "Internal error while handling the request"
             ) from exc
         return self._serialize_response(frame.action, result)
+
+    def _time(self, field: str, value: Any) -> datetime:
+        """A charger's date-time field, or the version's CALLERROR (the same on every
+        version: the library's validator does not check `format: date-time`)."""
+        parsed = parse_ocpp_time(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise CallErrorReply(
+                self.codes.property_violation, f"{field}: not an ISO 8601 date-time"
+            )
+        return parsed
 
     def _may_send(self, action: str) -> bool:
         if self.session.registration_status == "Accepted":

@@ -90,6 +90,7 @@ def bulk_update(
     not_newer: str = "",
     also: Mapping[str, Any] | None = None,
     returning: bool = False,
+    with_clause: tuple[str, Sequence] = ("", ()),
 ) -> set[tuple] | None:
     """Set `columns` on the rows matched by `keys`; `rows` hold the key values, then the
     column values (attnames, e.g. station_id; a None key matches NULL).
@@ -100,13 +101,18 @@ def bulk_update(
     `also`: values set on every updated row (e.g. updated_at). With `returning`, the
     key tuples of the rows updated. Runs in the caller's transaction: one statement on
     PostgreSQL; on SQLite a CASE per few hundred rows keyed by pk, else a statement per row.
+    `with_clause`: PostgreSQL only, `("WITH name AS (…)", parameters)` run by the same
+    statement (a data-modifying one runs whatever the UPDATE matches); elsewhere the
+    caller does that work itself.
     """
     if not rows:
         return set() if returning else None
     also = dict(also or {})
     connection = connections[model.objects.db]
     if connection.vendor == "postgresql":
-        return _bulk_update_pg(connection, model, keys, columns, rows, not_newer, also, returning)
+        return _bulk_update_pg(
+            connection, model, keys, columns, rows, not_newer, also, returning, with_clause
+        )
     if tuple(keys) == (model._meta.pk.attname,) and not not_newer and not returning:
         _bulk_update_by_case(model, columns, rows, also)
         return None
@@ -126,7 +132,9 @@ def bulk_update(
     return updated if returning else None
 
 
-def _bulk_update_pg(connection, model, keys, columns, rows, not_newer, also, returning):
+def _bulk_update_pg(
+    connection, model, keys, columns, rows, not_newer, also, returning, with_clause
+):
     quote = connection.ops.quote_name
     fields = {name: model._meta.get_field(name) for name in (*keys, *columns)}
     table = quote(model._meta.db_table)
@@ -143,14 +151,19 @@ def _bulk_update_pg(connection, model, keys, columns, rows, not_newer, also, ret
     if not_newer:
         column = quote(fields[not_newer].column)
         where.append(f"(t.{column} IS NULL OR t.{column} <= v.{column})")
+    with_sql, with_params = with_clause
     sql = (
-        f"UPDATE {table} AS t SET {', '.join(sets)}"
+        f"{with_sql + ' ' if with_sql else ''}UPDATE {table} AS t SET {', '.join(sets)}"
         f" FROM unnest({arrays}) AS v({aliases})"
         f" WHERE {' AND '.join(where)}"
     )
     if returning:
         sql += " RETURNING " + ", ".join(f"t.{quote(fields[name].column)}" for name in keys)
-    params = [*also.values(), *(list(values) for values in zip(*rows, strict=True))]
+    params = [
+        *with_params,
+        *also.values(),
+        *(list(values) for values in zip(*rows, strict=True)),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return set(cursor.fetchall()) if returning else None

@@ -245,11 +245,26 @@ class IdTag(models.Model):
         return self.tag
 
 
+class TransactionQuerySet(models.QuerySet):
+    def with_signed_values(self) -> TransactionQuerySet:
+        """Annotate `has_signed_values`: whether any sample of the session carries a signature."""
+        signed = MeterValue.objects.filter(transaction=models.OuterRef("pk")).exclude(
+            signed_data=""
+        )
+        return self.annotate(has_signed_values=models.Exists(signed))
+
+
 class Transaction(models.Model):
     """A charging session, from either OCPP version.
 
     OCPP 1.6: the backend assigns the integer transactionId (this row's pk).
     OCPP 2.x: the charger assigns a string transactionId (`charger_transaction_id`).
+
+    Times are the charger's; `*_received_at` say when the backend got the message. The
+    meter fields are the energy register in Wh: `meter_stop` and `energy_wh` are set
+    when the session ends (see `stations.services.charging_sessions`); a running session's energy
+    so far comes from `transaction_energy_so_far`. The flags say why a session needs a
+    second look before it is billed; none of them stops it from being recorded.
     """
 
     class State(models.TextChoices):
@@ -261,24 +276,59 @@ class Transaction(models.Model):
         Connector, on_delete=models.SET_NULL, null=True, blank=True, related_name="transactions"
     )
     charger_transaction_id = models.CharField(max_length=36, blank=True)
+    # OCPP 1.6: the transactionId of a StopTransaction for a transaction the backend never
+    # started (-1 per the 1.6 errata, or an id from before a database restore).
+    orphan_transaction_id = models.BigIntegerField(null=True, blank=True)
     id_tag = models.CharField(max_length=36, blank=True)
     id_tag_status = models.CharField(max_length=20, blank=True)
     stop_id_tag = models.CharField(max_length=36, blank=True)
     reservation_id = models.IntegerField(null=True, blank=True)
+    # OCPP 2.x: the id the backend gave RequestStartTransaction (links a session to it).
+    remote_start_id = models.IntegerField(null=True, blank=True)
+    # OCPP 2.1: the tariff the charger applies (transactionInfo.tariffId).
+    tariff_id = models.CharField(max_length=60, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
     start_time = models.DateTimeField(null=True, blank=True)
     stop_time = models.DateTimeField(null=True, blank=True)
+    start_received_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the start (1.6 StartTransaction, 2.x Started) arrived",
+    )
+    stop_received_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the stop (1.6 StopTransaction, 2.x Ended) arrived"
+    )
     meter_start = models.BigIntegerField("meter start (Wh)", null=True, blank=True)
     meter_stop = models.BigIntegerField("meter stop (Wh)", null=True, blank=True)
     energy_wh = models.BigIntegerField("energy (Wh)", null=True, blank=True)
     stop_reason = models.CharField(max_length=50, blank=True)
-    # OCPP 2.x TransactionEvent bookkeeping.
+    # OCPP 2.x TransactionEvent bookkeeping: the lowest and highest seqNo received and how
+    # many distinct ones, which tells whether events are missing.
+    first_seq_no = models.IntegerField(null=True, blank=True)
     last_seq_no = models.IntegerField(null=True, blank=True)
+    seq_no_count = models.IntegerField(default=0)
     offline = models.BooleanField(default=False)
-    # A StopTransaction for a transaction we never saw start is kept, flagged.
+    # The session's stop arrived but its start never did.
     orphan_stop = models.BooleanField(default=False)
+    # Messages of the session are missing: its start, its stop (superseded), or 2.x
+    # events between the Started and the last seqNo.
+    incomplete = models.BooleanField(default=False)
+    # The energy register went backwards during the session (meter reset or replaced):
+    # energy_wh counts only the register's forward steps.
+    meter_reset = models.BooleanField(default=False)
+    # Closed by the backend because a newer session started on the same connector/EVSE
+    # before this one's stop arrived: stop_time is the newer one's start.
+    superseded = models.BooleanField(default=False)
+    superseded_by = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # A time the charger gave for this session lies far in the future of its receipt, or
+    # before the charger first connected: the charger's clock was wrong.
+    suspicious_timestamp = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TransactionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-start_time", "-id"]
@@ -291,19 +341,94 @@ class Transaction(models.Model):
         ]
         indexes = [
             models.Index(fields=["station", "state"], name="transaction_station_state_idx"),
+            # The session a connector's status falls in (the last one started before it):
+            # one index probe, however many sessions the connector has had.
+            models.Index(fields=["connector", "start_time"], name="transaction_conn_start_idx"),
         ]
 
     def __str__(self) -> str:
-        return self.charger_transaction_id or str(self.pk)
+        return self.ocpp_id
 
     @property
     def ocpp_id(self) -> str:
         """The transactionId the charger knows."""
-        return self.charger_transaction_id or str(self.pk)
+        if self.charger_transaction_id:
+            return self.charger_transaction_id
+        if self.orphan_transaction_id is not None:
+            return str(self.orphan_transaction_id)
+        return str(self.pk)
+
+
+class TransactionEvent(models.Model):
+    """One event of a session, in the charger's time: its state-change history.
+
+    OCPP 2.x: every TransactionEvent (Started, Updated, Ended) with its seqNo, trigger,
+    charging state and 2.1 cost details; a (transaction, seqNo) seen before is a resent
+    copy. OCPP 1.6: the StartTransaction, the StopTransaction and the connector's
+    StatusNotifications between them. `charging_state` is the one vocabulary of both
+    (2.x ChargingStateEnumType; 1.6 statuses mapped onto it), blank when the event did
+    not change it. The backend's own closing of a superseded session is an event too.
+    """
+
+    class Kind(models.TextChoices):
+        STARTED = "Started", "Started"
+        UPDATED = "Updated", "Updated"
+        ENDED = "Ended", "Ended"
+        STATUS = "Status", "Connector status"
+        SUPERSEDED = "Superseded", "Superseded by a newer session"
+
+    class ChargingState(models.TextChoices):
+        CHARGING = "Charging", "Charging"
+        EV_CONNECTED = "EVConnected", "EV connected, not charging"
+        SUSPENDED_EV = "SuspendedEV", "Suspended by the EV"
+        SUSPENDED_EVSE = "SuspendedEVSE", "Suspended by the charger"
+        IDLE = "Idle", "Idle"
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    seq_no = models.IntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    trigger_reason = models.CharField(max_length=40, blank=True)
+    charging_state = models.CharField(max_length=20, blank=True)
+    # OCPP 1.6: the connector status as sent (Charging, SuspendedEV, Finishing…).
+    connector_status = models.CharField(max_length=30, blank=True)
+    time_spent_charging = models.IntegerField("time spent charging (s)", null=True, blank=True)
+    remote_start_id = models.IntegerField(null=True, blank=True)
+    stopped_reason = models.CharField(max_length=50, blank=True)
+    id_token = models.CharField(max_length=255, blank=True)
+    id_token_type = models.CharField(max_length=20, blank=True)
+    offline = models.BooleanField(default=False)
+    tariff_id = models.CharField(max_length=60, blank=True)
+    cost_details = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["timestamp", "seq_no", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["transaction", "seq_no"],
+                condition=Q(seq_no__isnull=False),
+                name="transactionevent_seq_no_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["transaction", "timestamp"], name="transactionevent_tx_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} {self.kind} {self.seq_no if self.seq_no is not None else ''}"
 
 
 class MeterValue(models.Model):
-    """One sampled value from MeterValues, StopTransaction or TransactionEvent."""
+    """One sampled value from MeterValues, StopTransaction or TransactionEvent.
+
+    `value` is the number as the charger sent it (2.x: before `multiplier`); unit,
+    measurand, context and location hold what was sent or, when left out, the OCPP
+    default (the same rule for every version: `stations.services.meter_values`).
+    `normalized_value` is the value in `normalized_unit`, the unit without prefix
+    (Wh, W, varh, A…). A signed value (1.6 format SignedData, 2.x signedMeterValue) is
+    kept verbatim in the `signed_*`/`public_key` fields, as long as its session.
+    """
 
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="meter_values")
     transaction = models.ForeignKey(
@@ -316,24 +441,41 @@ class MeterValue(models.Model):
     connector_id = models.PositiveIntegerField(null=True, blank=True)
     evse_id = models.PositiveIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(null=True, blank=True)
     measurand = models.CharField(max_length=60, default=ENERGY_REGISTER)
     phase = models.CharField(max_length=10, blank=True)
     unit = models.CharField(max_length=20, blank=True)
+    multiplier = models.SmallIntegerField(default=0)
     context = models.CharField(max_length=30, blank=True)
     location = models.CharField(max_length=20, blank=True)
     value = models.CharField(max_length=2500)
-    # The value as a number when it is one (1.6 sends strings).
+    # The value as a number when it is one (1.6 sends strings), as sent.
     numeric_value = models.FloatField(null=True, blank=True)
+    normalized_value = models.FloatField(null=True, blank=True)
+    normalized_unit = models.CharField(max_length=20, blank=True)
+    signed_data = models.TextField(blank=True)
+    signing_method = models.CharField(max_length=50, blank=True)
+    encoding_method = models.CharField(max_length=50, blank=True)
+    public_key = models.TextField(blank=True)
 
     class Meta:
         ordering = ["timestamp", "id"]
         indexes = [
             models.Index(fields=["transaction", "timestamp"], name="metervalue_tx_time_idx"),
             models.Index(fields=["station", "timestamp"], name="metervalue_station_time_idx"),
+            models.Index(
+                fields=["transaction"],
+                condition=~Q(signed_data=""),
+                name="metervalue_signed_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.measurand}={self.value}{self.unit}"
+
+    @property
+    def is_signed(self) -> bool:
+        return bool(self.signed_data)
 
 
 class OcppMessage(models.Model):

@@ -17,4 +17,9 @@ urlpatterns = [
     path("stations/<int:pk>/live/", views.station_live, name="live"),
     path("stations/<int:pk>/password/", views.station_password, name="password"),
     path("stations/<int:pk>/log/", views.station_log_page, name="log"),
+    path(
+        "stations/<int:pk>/transactions/<int:transaction_pk>/signed/",
+        views.transaction_signed,
+        name="transaction_signed",
+    ),
 ]

@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +27,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from cpo.models import Membership
 from ocpp_spec.identity import SUBPROTOCOLS
-from ocpp_spec.meter import ENERGY_REGISTER
 from stations.forms import (
     COMMAND_FORMS,
     IDENTITY_LABELS,
@@ -62,6 +61,10 @@ from stations.services.station_settings import (
     SettingsError,
     station_settings_update,
     visibility_missing,
+)
+from stations.services.transaction_timeline import (
+    transaction_signed_values,
+    transactions_energy_so_far,
 )
 
 STATIONS_PER_PAGE = 25
@@ -275,26 +278,17 @@ def _render_detail(
 
 
 def _active_transactions(station: Station) -> list[Transaction]:
-    """The station's running transactions, each with `energy_so_far_wh` (None: unknown)."""
+    """The station's running transactions, each with `energy_so_far_wh` (None: unknown)
+    and `has_signed_values`."""
     transactions = list(
         station.transactions.filter(state=Transaction.State.ACTIVE)
+        .with_signed_values()
         .select_related("connector")
         .order_by("-start_time", "-id")
     )
+    energy = transactions_energy_so_far(transactions)
     for tx in transactions:
-        tx.energy_so_far_wh = tx.energy_wh
-        if tx.energy_so_far_wh is None and tx.meter_start is not None:
-            # OCPP 1.6 fills energy_wh only at the stop: read the latest register sample.
-            reading = (
-                tx.meter_values.filter(
-                    measurand=ENERGY_REGISTER, phase="", numeric_value__isnull=False
-                )
-                .order_by("-timestamp", "-id")
-                .first()
-            )
-            if reading is not None:
-                factor = 1000 if reading.unit.lower() == "kwh" else 1
-                tx.energy_so_far_wh = max(0, round(reading.numeric_value * factor - tx.meter_start))
+        tx.energy_so_far_wh = energy.get(tx.pk)
     return transactions
 
 
@@ -468,6 +462,26 @@ def station_log_page(request: HttpRequest, pk: int) -> HttpResponse:
             "hide_noise": hide_noise,
             "page_query": urlencode({k: v for k, v in filters.items() if v}),
             "directions": dict(OcppMessage.Direction.choices),
+        },
+    )
+
+
+@login_required
+@require_GET
+def transaction_signed(request: HttpRequest, pk: int, transaction_pk: int) -> HttpResponse:
+    """A session's signed meter values, verbatim: the evidence a billing dispute or a
+    calibration-law check needs (kept as long as the session)."""
+    station = station_get_for_user(user=request.user, pk=pk)
+    tx = station.transactions.select_related("connector").filter(pk=transaction_pk).first()
+    if tx is None:
+        raise Http404("No such session at this station.")
+    return render(
+        request,
+        "stations/transaction_signed.html",
+        {
+            "station": station,
+            "transaction": tx,
+            "signed_values": transaction_signed_values(transaction_id=tx.pk),
         },
     )
 

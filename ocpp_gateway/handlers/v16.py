@@ -8,9 +8,8 @@ handler takes **kwargs: a station in lenient mode may send fields the schema lac
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
 
+from django.utils import timezone
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result, datatypes
@@ -21,11 +20,11 @@ from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from ocpp_spec.errors import CallErrorReply
-from ocpp_spec.meter import ENERGY_REGISTER
-from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
+from ocpp_spec.times import utc_iso, utc_now_iso
 from stations.services.boot import BootInfo, station_boot
-from stations.services.charging import BIGINT_MAX, MeterReading, MeterSample, StatusReport
+from stations.services.charging import StatusReport
 from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.meter_values import BIGINT_MAX, MeterReading, MeterSample
 from stations.services.transactions import transaction_start, transaction_stop
 
 # Connector ids are stored in PositiveIntegerField (32-bit on PostgreSQL).
@@ -87,6 +86,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         """Connector 0 is the station itself; other connectors are created on first report."""
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         timestamp = kwargs.get("timestamp")
+        received_at = timezone.now()
         await charging_writes.submit(
             StatusReport(
                 station_id=self.session.station_id,
@@ -97,6 +97,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
                 vendor_id=kwargs.get("vendor_id") or "",
                 vendor_error_code=kwargs.get("vendor_error_code") or "",
                 timestamp=self._time("timestamp", timestamp) if timestamp is not None else None,
+                received_at=received_at,
             )
         )
         return call_result.StatusNotification()
@@ -112,6 +113,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kwargs
     ) -> call_result.StartTransaction:
         """Open a transaction (the row's pk is the transactionId); a resent start gets the same."""
+        received_at = timezone.now()
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         self._check_range("meterStart", meter_start, -BIGINT_MAX, BIGINT_MAX)
         reservation_id = kwargs.get("reservation_id")
@@ -125,6 +127,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             meter_start=meter_start,
             timestamp=self._time("timestamp", timestamp),
             reservation_id=reservation_id,
+            received_at=received_at,
         )
         return call_result.StartTransaction(transaction_id=tx.pk, id_tag_info=_id_tag_info(info))
 
@@ -133,6 +136,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs
     ) -> call_result.StopTransaction:
         """Close the transaction, keep its transactionData; an unknown id is recorded too."""
+        received_at = timezone.now()
         self._check_range("meterStop", meter_stop, -BIGINT_MAX, BIGINT_MAX)
         samples = self._samples("transactionData", kwargs.get("transaction_data") or [])
         info = await db_call(
@@ -144,6 +148,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             reason=kwargs.get("reason") or "",
             id_tag=kwargs.get("id_tag") or "",
             samples=samples,
+            received_at=received_at,
         )
         if info is None:
             return call_result.StopTransaction()
@@ -154,6 +159,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         self, connector_id: int, meter_value: list, **kwargs
     ) -> call_result.MeterValues:
         """Keep every sampled value, linked to its transaction when the station knows it."""
+        received_at = timezone.now()
         self._check_range("connectorId", connector_id, 0, CONNECTOR_ID_MAX)
         samples = self._samples("meterValue", meter_value)
         await charging_writes.submit(
@@ -162,6 +168,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
                 samples=samples,
                 transaction_id=kwargs.get("transaction_id"),
                 connector_id=connector_id,
+                received_at=received_at,
             )
         )
         return call_result.MeterValues()
@@ -225,30 +232,26 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
 
     # ---- payload conversion -------------------------------------------------------
 
-    def _time(self, field: str, value: Any) -> datetime:
-        # The library's validator does not check `format: date-time`: this does.
-        parsed = parse_ocpp_time(value) if isinstance(value, str) else None
-        if parsed is None:
-            raise CallErrorReply(
-                self.codes.property_violation, f"{field}: not an ISO 8601 date-time"
-            )
-        return parsed
-
     def _check_range(self, field: str, value: int, low: int, high: int) -> None:
         # The schema says only "integer"; the database column says how big.
         if not low <= value <= high:
             raise CallErrorReply(self.codes.property_violation, f"{field}: {value} is out of range")
 
     def _samples(self, field: str, meter_values: list[dict]) -> list[MeterSample]:
+        """What the charger sent, as sent (the defaults are applied when stored). A value
+        of format SignedData is the signed meter data itself: kept whole, as evidence."""
         samples = []
         for index, meter_value in enumerate(meter_values):
             timestamp = self._time(f"{field}.{index}.timestamp", meter_value.get("timestamp"))
             for sampled in meter_value.get("sampled_value") or []:
+                value = sampled.get("value", "")
+                signed = sampled.get("format") == "SignedData"
                 samples.append(
                     MeterSample(
                         timestamp=timestamp,
-                        value=sampled.get("value", ""),
-                        measurand=sampled.get("measurand") or ENERGY_REGISTER,
+                        value="" if signed else value,
+                        signed_data=value if signed else "",
+                        measurand=sampled.get("measurand") or "",
                         phase=sampled.get("phase") or "",
                         unit=sampled.get("unit") or "",
                         context=sampled.get("context") or "",

@@ -15,13 +15,16 @@ from ocpp.v201.enums import Action
 
 from ocpp_gateway.db import db_call
 from ocpp_gateway.group_commit import charging_writes
-from ocpp_gateway.protocol import OcppProtocol
-from ocpp_spec.times import parse_ocpp_time, utc_iso, utc_now_iso
+from ocpp_gateway.protocol import OcppProtocol, to_camel_case
+from ocpp_spec.errors import CallErrorReply
+from ocpp_spec.times import utc_iso, utc_now_iso
 from stations.services.boot import BootInfo, station_boot
-from stations.services.charging import MeterReading, StatusReport
+from stations.services.charging import StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
 from stations.services.id_tags import IdTagInfo
+from stations.services.meter_values import MeterReading, MeterSample
 from stations.services.transaction_events import (
+    InvalidTimestamp,
     TransactionEventData,
     id_token_authorize,
     meter_samples_from_ocpp,
@@ -105,13 +108,15 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **kwargs
     ):
         """A connector of an EVSE changed state (Available, Occupied, Faulted…)."""
+        received_at = timezone.now()
         await charging_writes.submit(
             StatusReport(
                 station_id=self.session.station_id,
                 evse_id=evse_id,
                 connector_id=connector_id,
                 status=connector_status,
-                timestamp=parse_ocpp_time(timestamp),
+                timestamp=self._time("timestamp", timestamp),
+                received_at=received_at,
             )
         )
         return self._call_result.StatusNotification()
@@ -137,28 +142,37 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
         transaction_info: dict,
         **kwargs,
     ):
-        """Record a session's start, update or end; answer idTokenInfo when a token came."""
+        """Merge a session's start, update or end, whatever its order; answer idTokenInfo
+        when a token came. A time that is not a date-time is refused, storing nothing."""
+        received_at = timezone.now()
         evse = kwargs.get("evse") or {}
         token = kwargs.get("id_token") or {}
+        cost_details = kwargs.get("cost_details")
         event = TransactionEventData(
             event_type=event_type,
-            timestamp=parse_ocpp_time(timestamp) or timezone.now(),
+            timestamp=self._time("timestamp", timestamp),
             seq_no=seq_no,
             transaction_id=transaction_info["transaction_id"],
             trigger_reason=trigger_reason,
             charging_state=transaction_info.get("charging_state", ""),
             stopped_reason=transaction_info.get("stopped_reason", ""),
             remote_start_id=transaction_info.get("remote_start_id"),
+            time_spent_charging=transaction_info.get("time_spent_charging"),
+            tariff_id=transaction_info.get("tariff_id", ""),
+            cost_details=to_camel_case(cost_details) if cost_details is not None else None,
             offline=bool(kwargs.get("offline", False)),
             evse_id=evse.get("id"),
             connector_id=evse.get("connector_id"),
             id_token=token.get("id_token", ""),
             id_token_type=token.get("type", ""),
             reservation_id=kwargs.get("reservation_id"),
-            samples=meter_samples_from_ocpp(kwargs.get("meter_value")),
+            samples=self._samples(kwargs.get("meter_value")),
         )
         result = await db_call(
-            transaction_event_record, station_id=self.session.station_id, event=event
+            transaction_event_record,
+            station_id=self.session.station_id,
+            event=event,
+            received_at=received_at,
         )
         if result.id_token_info is None:
             return self._call_result.TransactionEvent()
@@ -167,14 +181,22 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id: int, meter_value: list, **kwargs):
         """Values outside a transaction (2.x sends in-session values in TransactionEvent)."""
+        received_at = timezone.now()
         await charging_writes.submit(
             MeterReading(
                 station_id=self.session.station_id,
-                samples=meter_samples_from_ocpp(meter_value),
+                samples=self._samples(meter_value),
                 evse_id=evse_id,
+                received_at=received_at,
             )
         )
         return self._call_result.MeterValues()
+
+    def _samples(self, meter_value: list[dict] | None) -> list[MeterSample]:
+        try:
+            return meter_samples_from_ocpp(meter_value)
+        except InvalidTimestamp as exc:
+            raise CallErrorReply(self.codes.property_violation, str(exc)) from exc
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id: int, seq_no: int, **kwargs):

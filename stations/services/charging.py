@@ -1,44 +1,29 @@
-"""Charging data: connector status and meter values, written in batches.
+"""Charging data: connector status (and the 1.6 status history) and meter values, in batches.
 
 Version-neutral: the OCPP 1.6 and 2.x handlers send StatusNotification and MeterValues
 through the gateway's group commit (`charging_data_write`: many chargers' frames in one
 transaction, each answered once it is committed). Strings that come from a charger are
-cut to the model's field lengths rather than refused.
+cut to the model's field lengths rather than refused. What a sample means is the rule of
+`meter_values.py`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, models
+from django.db import IntegrityError, connections, models
 from django.db.transaction import atomic
 from django.utils import timezone
 
-from ocpp_spec.meter import ENERGY_REGISTER
-from stations.bulk import bulk_insert, bulk_update, write_batch
-from stations.models import Connector, MeterValue, Station, Transaction
+from stations.bulk import bulk_update, write_batch
+from stations.models import Connector, Station, Transaction, TransactionEvent
+from stations.services.charging_sessions import charging_state_of_status
+from stations.services.meter_values import MeterReading, meter_readings_store
 
 logger = logging.getLogger(__name__)
-
-# Largest value a BigIntegerField / BigAutoField holds.
-BIGINT_MAX = 2**63 - 1
-
-
-@dataclass
-class MeterSample:
-    """One sampled value, whatever message carried it."""
-
-    timestamp: datetime
-    value: str
-    measurand: str = ENERGY_REGISTER
-    phase: str = ""
-    unit: str = ""
-    context: str = ""
-    location: str = ""
 
 
 def clip(model: type[models.Model], field: str, value: str | None) -> str:
@@ -66,6 +51,7 @@ class StatusReport:
     vendor_error_code: str = ""
     timestamp: datetime | None = None
     evse_id: int | None = None
+    received_at: datetime | None = None
 
     @property
     def is_station(self) -> bool:
@@ -78,8 +64,10 @@ def connector_statuses_set(reports: Sequence[StatusReport]) -> list[None]:
     Any connector but the station itself gets a Connector row, created on first report.
     A report older than the stored one (chargers replay queued notifications after being
     offline) is ignored, and of several reports for one connector the newest wins, as if
-    they had been written one by one. The caller owns the transaction (the gateway's
-    group commit writes many chargers' reports in one). Returns one None per report.
+    they had been written one by one. Every report of a 1.6 connector that falls within
+    one of its sessions joins that session's history (in the same statement on
+    PostgreSQL). The caller owns the transaction (the gateway's group commit writes many
+    chargers' reports in one). Returns one None per report.
     """
     now = timezone.now()
     # Per target, the report that one-by-one writes would leave: the newest, the later
@@ -95,7 +83,7 @@ def connector_statuses_set(reports: Sequence[StatusReport]) -> list[None]:
     if stations:
         _stations_status_update(stations, now)
     if connectors:
-        _connectors_status_update(connectors, now)
+        _connectors_status_update(connectors, now, _status_history(reports, now))
     return [None] * len(reports)
 
 
@@ -145,10 +133,13 @@ def _connector_pks(keys: set[tuple[int, int | None, int]]) -> dict[tuple, int]:
     return pks
 
 
-def _connectors_status_update(reports: list[tuple[StatusReport, datetime]], now: datetime) -> None:
-    # One UPDATE joined on the connectors' natural key. Reports it did not apply are for
-    # connectors not created yet (created, then applied), or older than the stored status.
-    missed = _connectors_status_apply(reports, now)
+def _connectors_status_update(
+    reports: list[tuple[StatusReport, datetime]], now: datetime, history: list[tuple]
+) -> None:
+    # One UPDATE joined on the connectors' natural key, which also records the 1.6 status
+    # history. Reports it did not apply are for connectors not created yet (created, then
+    # applied), or older than the stored status.
+    missed = _connectors_status_apply(reports, now, history)
     if missed:
         created = _connector_pks(missed)
         _connectors_status_apply(
@@ -162,11 +153,19 @@ def _connectors_status_update(reports: list[tuple[StatusReport, datetime]], now:
 
 
 def _connectors_status_apply(
-    reports: list[tuple[StatusReport, datetime]], now: datetime
+    reports: list[tuple[StatusReport, datetime]],
+    now: datetime,
+    history: Sequence[tuple] = (),
 ) -> set[tuple[int, int | None, int]]:
-    """The conditional UPDATE; returns the (station, evse, connector) keys it left alone."""
+    """The conditional UPDATE; returns the (station, evse, connector) keys it left alone.
+
+    `history` (rows of `_status_history`) is inserted by the same statement on
+    PostgreSQL (no round trip of its own on the group commit's path), with the ORM
+    elsewhere.
+    """
     if not reports:
         return set()
+    postgresql = connections[Connector.objects.db].vendor == "postgresql"
     rows = [
         (
             r.station_id,
@@ -196,8 +195,89 @@ def _connectors_status_apply(
         not_newer="status_timestamp",
         also={"updated_at": now},
         returning=True,
+        with_clause=_status_history_sql(history) if postgresql and history else ("", ()),
     )
+    if history and not postgresql:
+        _status_history_store(history)
     return {row[:3] for row in rows} - applied
+
+
+def _status_history(reports: Sequence[StatusReport], now: datetime) -> list[tuple]:
+    """(station, connector, status, charging state, time, received) of every 1.6 connector
+    report, for the history of the session it falls in."""
+    return [
+        (
+            r.station_id,
+            r.connector_id,
+            clip(TransactionEvent, "connector_status", r.status),
+            charging_state_of_status(r.status),
+            r.timestamp or r.received_at or now,
+            r.received_at or now,
+        )
+        for r in reports
+        if r.evse_id is None and r.connector_id > 0
+    ]
+
+
+# A status belongs to the 1.6 session of its connector whose time span holds it: the last
+# one started at or before it, if that one has not stopped before it. (LATERAL … LIMIT 1
+# makes that one probe of the (connector, start_time) index per status.)
+_STATUS_SESSION_JOIN = (
+    " JOIN {connector} hc ON hc.station_id = h.station_id AND hc.connector_id = h.connector_id"
+    " AND hc.evse_id IS NULL"
+    " JOIN LATERAL (SELECT s.id, s.stop_time FROM {transaction} s"
+    " WHERE s.connector_id = hc.id AND s.charger_transaction_id = '' AND s.start_time <= h.at"
+    " ORDER BY s.start_time DESC LIMIT 1) t ON t.stop_time IS NULL OR h.at <= t.stop_time"
+)
+
+
+def _status_history_sql(history: Sequence[tuple]) -> tuple[str, list]:
+    """A WITH clause inserting the history rows (PostgreSQL), and its parameters."""
+    quote = connections[TransactionEvent.objects.db].ops.quote_name
+    join = _STATUS_SESSION_JOIN.format(
+        connector=quote(Connector._meta.db_table), transaction=quote(Transaction._meta.db_table)
+    )
+    sql = (
+        f"WITH history AS (INSERT INTO {quote(TransactionEvent._meta.db_table)}"
+        " (transaction_id, kind, timestamp, received_at, connector_status, charging_state,"
+        " trigger_reason, stopped_reason, id_token, id_token_type, offline, tariff_id)"
+        " SELECT t.id, %s, h.at, h.received, h.status, h.state, '', '', '', '', false, ''"
+        " FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[],"
+        " %s::timestamptz[]) AS h(station_id, connector_id, status, state, at, received)"
+        f"{join})"
+    )
+    return sql, [TransactionEvent.Kind.STATUS, *map(list, zip(*history, strict=True))]
+
+
+def _status_history_store(history: Sequence[tuple]) -> None:
+    """`_status_history_sql` for other databases (development), with the ORM."""
+    events = []
+    for station_id, connector_id, status, state, at, received in history:
+        session = (
+            Transaction.objects.filter(
+                connector__station_id=station_id,
+                connector__connector_id=connector_id,
+                connector__evse_id__isnull=True,
+                charger_transaction_id="",
+                start_time__lte=at,
+            )
+            .order_by("-start_time")
+            .values_list("pk", "stop_time")
+            .first()
+        )
+        if session is None or (session[1] is not None and session[1] < at):
+            continue
+        events.append(
+            TransactionEvent(
+                transaction_id=session[0],
+                kind=TransactionEvent.Kind.STATUS,
+                timestamp=at,
+                received_at=received,
+                connector_status=status,
+                charging_state=state,
+            )
+        )
+    TransactionEvent.objects.bulk_create(events)
 
 
 def connector_get_or_create(
@@ -220,124 +300,7 @@ def connector_get_or_create(
         return Connector.objects.get(**lookup)
 
 
-# ---- meter values --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MeterReading:
-    """One MeterValues frame: its samples and what the charger said they belong to."""
-
-    station_id: int
-    samples: Sequence[MeterSample]
-    transaction_id: int | None = None
-    connector_id: int | None = None
-    evse_id: int | None = None
-
-
-def meter_values_store(
-    *,
-    station_id: int,
-    samples: list[MeterSample],
-    transaction: Transaction | None = None,
-    transaction_id: int | None = None,
-    connector_id: int | None = None,
-    evse_id: int | None = None,
-) -> int:
-    """Store sampled values in one insert; returns how many were stored.
-
-    The samples are linked to `transaction`, or to the station's 1.6 transaction with pk
-    `transaction_id` when it exists (values of an unknown transaction are still kept).
-    """
-    if not samples:
-        return 0
-    if transaction is not None:
-        transaction_id = transaction.pk
-    reading = MeterReading(station_id, samples, transaction_id, connector_id, evse_id)
-    with atomic():
-        return meter_readings_store([reading])[0]
-
-
-def meter_readings_store(readings: Sequence[MeterReading]) -> list[int]:
-    """Store the samples of any number of MeterValues frames in one insert.
-
-    A 1.6 `transaction_id` links the samples to that transaction of the station when it
-    exists (values of an unknown transaction are still kept), and gives the connector
-    when the frame named none. The caller owns the transaction (the gateway's group
-    commit writes many chargers' frames in one). Returns the count stored per reading.
-    """
-    wanted = {
-        r.transaction_id
-        for r in readings
-        if r.samples and r.transaction_id is not None and 0 < r.transaction_id <= BIGINT_MAX
-    }
-    known = (
-        {
-            pk: (station_id, connector)
-            for pk, station_id, connector in Transaction.objects.filter(pk__in=wanted).values_list(
-                "pk", "station_id", "connector__connector_id"
-            )
-        }
-        if wanted
-        else {}
-    )
-    rows: list[tuple] = []
-    counts = []
-    for r in readings:
-        transaction_pk, connector_id = None, r.connector_id
-        found = known.get(r.transaction_id)
-        if found is not None and found[0] == r.station_id:
-            transaction_pk = r.transaction_id
-            if connector_id is None:
-                connector_id = found[1]
-        batch = _meter_rows(r.station_id, r.samples, transaction_pk, connector_id, r.evse_id)
-        rows.extend(batch)
-        counts.append(len(batch))
-    if rows:
-        bulk_insert(MeterValue, METER_VALUE_COLUMNS, rows)
-    return counts
-
-
-METER_VALUE_COLUMNS = (
-    "station_id",
-    "transaction_id",
-    "connector_id",
-    "evse_id",
-    "timestamp",
-    "measurand",
-    "phase",
-    "unit",
-    "context",
-    "location",
-    "value",
-    "numeric_value",
-)
-
-
-def _meter_rows(
-    station_id: int,
-    samples: Iterable[MeterSample],
-    transaction_pk: int | None,
-    connector_id: int | None,
-    evse_id: int | None,
-) -> list[tuple]:
-    """Rows of METER_VALUE_COLUMNS."""
-    return [
-        (
-            station_id,
-            transaction_pk,
-            connector_id,
-            evse_id,
-            sample.timestamp,
-            clip(MeterValue, "measurand", sample.measurand) or ENERGY_REGISTER,
-            clip(MeterValue, "phase", sample.phase),
-            clip(MeterValue, "unit", sample.unit),
-            clip(MeterValue, "context", sample.context),
-            clip(MeterValue, "location", sample.location),
-            clip(MeterValue, "value", sample.value),
-            _number(sample.value),
-        )
-        for sample in samples
-    ]
+# ---- the gateway's batches ----------------------------------------------------------
 
 
 def charging_data_store(items: Sequence[StatusReport | MeterReading]) -> list[int | None]:
@@ -360,11 +323,3 @@ def charging_data_write(
     chargers' frames); when the database refuses the batch, item by item, so a bad
     frame fails alone (its exception is its result)."""
     return write_batch(charging_data_store, items, name="charging data")
-
-
-def _number(value: str) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

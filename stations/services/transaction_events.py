@@ -1,10 +1,20 @@
 """OCPP 2.x TransactionEvent: one message type for a session's start, updates and end.
 
 The charger names the transaction (a string id, `Transaction.charger_transaction_id`) and
-numbers its events (`seqNo`, rising within a transaction). Chargers resend an event whose
-answer they did not get, and replay queued events after being offline (`offline` true), in
-order: so an event whose seqNo is not above the last one recorded is a copy and changes
-nothing. Sessions of both OCPP versions land in the one Transaction model.
+numbers its events (`seqNo`, from the Started's upward). Retries reorder events (2.0.1
+E §1.3.2) and a charger resends an event whose answer it lost, so:
+
+- a duplicate is the same (transactionId, seqNo) seen before, nothing else (a unique
+  constraint on TransactionEvent decides it);
+- every other event is merged into the session whatever its arrival order: the
+  Started's timestamp, idToken and Transaction.Begin reading win, the Ended's stop
+  wins, and missing seqNos mark the session `incomplete` until they arrive;
+- events of one transaction processed in parallel serialise on the session's row lock
+  (and, for an event naming its EVSE, the EVSE's connector rows first, so two sessions
+  starting on one EVSE see each other).
+
+Sessions of both OCPP versions land in the one Transaction model; energy, superseding
+and flags follow the rules of `charging_sessions.py`.
 """
 
 from __future__ import annotations
@@ -12,21 +22,32 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, DecimalException, InvalidOperation
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
-from ocpp_spec.meter import ENERGY_REGISTER
+from ocpp_spec.meter import BEGIN_CONTEXT
 from ocpp_spec.times import parse_ocpp_time
-from stations.models import Connector, IdTag, Station, Transaction
-from stations.services.charging import (
-    BIGINT_MAX,
-    MeterSample,
-    clip,
-    connector_get_or_create,
-    meter_values_store,
+from stations.bulk import bulk_insert
+from stations.models import Connector, IdTag, MeterValue, Station, Transaction, TransactionEvent
+from stations.services.charging import clip
+from stations.services.charging_sessions import (
+    DEFAULT_STOP_REASON,
+    event_add_once,
+    session_flags_update,
+    session_settle,
+    session_times_check,
+    sessions_supersede,
 )
 from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.meter_values import (
+    METER_VALUE_COLUMNS,
+    MeterSample,
+    meter_rows,
+    sample_register_readings,
+    whole_wh,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +56,14 @@ STARTED, UPDATED, ENDED = "Started", "Updated", "Ended"
 ID_TOKEN_MAX = 36
 NO_AUTHORIZATION = "NoAuthorization"
 CENTRAL = "Central"
-# unitOfMeasure.multiplier is a power of ten (in practice -3..3); a wild one is not applied,
-# so a broken charger cannot make us write a million-digit number.
-MAX_MULTIPLIER = 24
-# 2.0.1 stoppedReason "MAY only be omitted when Reason is Local".
-DEFAULT_STOPPED_REASON = "Local"
+
+
+class InvalidTimestamp(ValueError):
+    """A charger's time that is not an ISO 8601 date-time; `field` names where."""
+
+    def __init__(self, field: str):
+        super().__init__(f"{field}: not an ISO 8601 date-time")
+        self.field = field
 
 
 @dataclass
@@ -54,12 +78,16 @@ class TransactionEventData:
     charging_state: str = ""
     stopped_reason: str = ""
     remote_start_id: int | None = None
+    time_spent_charging: int | None = None
     offline: bool = False
     evse_id: int | None = None
     connector_id: int | None = None
     id_token: str = ""
     id_token_type: str = ""
     reservation_id: int | None = None
+    # OCPP 2.1.
+    tariff_id: str = ""
+    cost_details: dict | None = None
     samples: list[MeterSample] = field(default_factory=list)
 
 
@@ -104,18 +132,18 @@ def id_token_authorize(*, station_id: int, id_token: str, token_type: str) -> Id
 
 
 def transaction_event_record(
-    *, station_id: int, event: TransactionEventData
+    *, station_id: int, event: TransactionEventData, received_at: datetime | None = None
 ) -> TransactionEventResult:
-    """Apply one TransactionEvent (Started, Updated or Ended) and return the transaction.
+    """Merge one TransactionEvent (Started, Updated or Ended) into its session.
 
-    - Started creates the session; Updated and Ended of a session never seen started
-      create it too (its start was lost), an Ended one flagged `orphan_stop`.
-    - An event whose seqNo is not above the last recorded one is a resent copy: nothing
-      changes (its idToken is still judged, as the charger expects an idTokenInfo).
-    - Meter values are stored with the transaction; the energy register gives meter start,
-      meter stop and the energy so far.
+    - The first event of a transaction creates the session, whichever it is; an Ended
+      one alone makes it an orphan stop until its Started arrives.
+    - A (transactionId, seqNo) recorded before is a resent copy: nothing changes (its
+      idToken is still judged, as the charger expects an idTokenInfo).
+    - The event joins the session's history; its meter values are stored with it.
     - `offline` sticks: a session with any event sent from the charger's queue is flagged.
     """
+    received_at = received_at or timezone.now()
     info = None
     if event.id_token or event.id_token_type == NO_AUTHORIZATION:
         info = id_token_authorize(
@@ -123,31 +151,32 @@ def transaction_event_record(
         )
     transaction_id = clip(Transaction, "charger_transaction_id", event.transaction_id)
     try:
-        return _record(station_id, transaction_id, event, info)
+        return _record(station_id, transaction_id, event, info, received_at)
     except IntegrityError:
-        # Another connection of the same station created the row a moment ago: retry once,
-        # now finding it.
-        return _record(station_id, transaction_id, event, info)
+        # An event of the same transaction, processed in parallel, created the session a
+        # moment ago: retry once, now finding it.
+        return _record(station_id, transaction_id, event, info, received_at)
 
 
 def _record(
-    station_id: int, transaction_id: str, event: TransactionEventData, info: IdTagInfo | None
+    station_id: int,
+    transaction_id: str,
+    event: TransactionEventData,
+    info: IdTagInfo | None,
+    received_at: datetime,
 ) -> TransactionEventResult:
     with transaction.atomic():
+        # Lock order: the EVSE's connectors, then the session, then (superseding) others.
+        connector = _evse_connector_locked(station_id, event) if event.evse_id else None
         tx = (
-            Transaction.objects.select_for_update()
+            Transaction.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("connector")
+            .annotate(first_connected_at=F("station__first_connected_at"))
             .filter(station_id=station_id, charger_transaction_id=transaction_id)
             .first()
         )
-        if tx is not None and tx.last_seq_no is not None and event.seq_no <= tx.last_seq_no:
-            logger.info(
-                "Station %s resent TransactionEvent %s seqNo %s: ignored",
-                station_id,
-                transaction_id,
-                event.seq_no,
-            )
-            return TransactionEventResult(transaction=tx, duplicate=True, id_token_info=info)
-        if tx is None:
+        created = tx is None
+        if created:
             if event.event_type != STARTED:
                 logger.warning(
                     "Station %s sent %s for unknown transaction %s: recording it",
@@ -158,138 +187,207 @@ def _record(
             tx = Transaction(
                 station_id=station_id,
                 charger_transaction_id=transaction_id,
-                # The earliest moment we know of: the start itself when this is Started.
                 start_time=event.timestamp,
-                orphan_stop=event.event_type == ENDED,
             )
-        if event.evse_id:
-            tx.connector = connector_get_or_create(
-                station_id=station_id,
-                connector_id=event.connector_id or _only_connector(station_id, event.evse_id),
-                evse_id=event.evse_id,
+            tx.first_connected_at = (
+                Station.objects.filter(pk=station_id)
+                .values_list("first_connected_at", flat=True)
+                .first()
             )
-        if event.id_token and info is not None:
-            token = clip(Transaction, "id_tag", event.id_token)
-            if not tx.id_tag:
-                # Plug in first, authorize later: the token may come with any event.
-                tx.id_tag = token
-                tx.id_tag_status = info.status
-            elif event.event_type == ENDED:
-                # The token presented to end the session, as 1.6 StopTransaction.idTag.
-                tx.stop_id_tag = clip(Transaction, "stop_id_tag", event.id_token)
-            elif tx.id_tag.lower() == token.lower():
-                tx.id_tag_status = info.status
-        if event.reservation_id is not None:
-            tx.reservation_id = event.reservation_id
-        tx.offline = tx.offline or event.offline
-        tx.last_seq_no = event.seq_no
-
-        energy = _energy_register_wh(event.samples)
-        if energy is not None:
-            first, last = energy
-            if tx.meter_start is None and event.event_type == STARTED:
-                tx.meter_start = first
-            if event.event_type == ENDED:
-                tx.meter_stop = last
-            if tx.meter_start is not None and last >= tx.meter_start:
-                tx.energy_wh = last - tx.meter_start
-        if event.event_type == ENDED and tx.state != Transaction.State.ENDED:
-            tx.state = Transaction.State.ENDED
-            tx.stop_time = event.timestamp
-            tx.stop_reason = clip(
-                Transaction, "stop_reason", event.stopped_reason or DEFAULT_STOPPED_REASON
+        elif not _event_add(tx, event, received_at):
+            logger.info(
+                "Station %s resent TransactionEvent %s seqNo %s: ignored",
+                station_id,
+                transaction_id,
+                event.seq_no,
             )
+            return TransactionEventResult(transaction=tx, duplicate=True, id_token_info=info)
+        was_ended = tx.state == Transaction.State.ENDED
+        connector_changed = connector is not None and tx.connector_id != connector.pk
+        if connector_changed:
+            tx.connector = connector
+        _merge(tx, event, info, received_at)
+        if created:
+            tx.save(force_insert=True)
+            _event_add(tx, event, received_at)
+        if event.samples:
+            bulk_insert(
+                MeterValue,
+                METER_VALUE_COLUMNS,
+                meter_rows(
+                    station_id,
+                    event.samples,
+                    transaction_pk=tx.pk,
+                    connector_id=None,
+                    evse_id=event.evse_id or (tx.connector.evse_id if tx.connector else None),
+                    received_at=received_at,
+                ),
+            )
+        if connector is not None and (connector_changed or event.event_type == STARTED):
+            sessions_supersede(
+                tx,
+                place=Q(connector__evse_id=connector.evse_id),
+                received_at=received_at,
+            )
+        if tx.state == Transaction.State.ENDED and (
+            event.event_type == ENDED or was_ended or tx.superseded or event.samples
+        ):
+            session_settle(tx)
+        session_flags_update(tx)
         tx.save()
-        meter_values_store(
-            station_id=station_id,
-            samples=event.samples,
-            transaction=tx,
-            evse_id=event.evse_id or _evse_of(tx),
-        )
     return TransactionEventResult(transaction=tx, duplicate=False, id_token_info=info)
 
 
-def _only_connector(station_id: int, evse_id: int) -> int:
-    """The connector of an EVSE the event did not name: its only one, else connector 1."""
-    ids = list(
-        Connector.objects.filter(station_id=station_id, evse_id=evse_id).values_list(
-            "connector_id", flat=True
-        )[:2]
+def _evse_connector_locked(station_id: int, event: TransactionEventData) -> Connector:
+    """The event's connector, created when first named, with every connector row of its
+    EVSE locked: two sessions starting on one EVSE are then applied one after the other.
+    A connector the event did not name is the EVSE's only one, else connector 1."""
+    connectors = list(
+        Connector.objects.select_for_update(no_key=True)
+        .filter(station_id=station_id, evse_id=event.evse_id)
+        .order_by("connector_id")
     )
-    return ids[0] if len(ids) == 1 else 1
+    wanted = event.connector_id
+    if wanted is None:
+        wanted = connectors[0].connector_id if len(connectors) == 1 else 1
+    for connector in connectors:
+        if connector.connector_id == wanted:
+            return connector
+    try:
+        # A savepoint: a StatusNotification may create the same connector meanwhile.
+        with transaction.atomic():
+            return Connector.objects.create(
+                station_id=station_id, evse_id=event.evse_id, connector_id=wanted
+            )
+    except IntegrityError:
+        return Connector.objects.select_for_update(no_key=True).get(
+            station_id=station_id, evse_id=event.evse_id, connector_id=wanted
+        )
 
 
-def _evse_of(tx: Transaction) -> int | None:
-    return tx.connector.evse_id if tx.connector_id else None
+def _event_add(tx: Transaction, event: TransactionEventData, received_at: datetime) -> bool:
+    return event_add_once(
+        tx,
+        kind=event.event_type,
+        seq_no=event.seq_no,
+        timestamp=event.timestamp,
+        received_at=received_at,
+        trigger_reason=clip(TransactionEvent, "trigger_reason", event.trigger_reason),
+        charging_state=clip(TransactionEvent, "charging_state", event.charging_state),
+        time_spent_charging=event.time_spent_charging,
+        remote_start_id=event.remote_start_id,
+        stopped_reason=clip(TransactionEvent, "stopped_reason", event.stopped_reason),
+        id_token=clip(TransactionEvent, "id_token", event.id_token),
+        id_token_type=clip(TransactionEvent, "id_token_type", event.id_token_type),
+        offline=event.offline,
+        tariff_id=clip(TransactionEvent, "tariff_id", event.tariff_id),
+        cost_details=event.cost_details,
+    )
 
 
-def _energy_register_wh(samples: list[MeterSample]) -> tuple[int, int] | None:
-    """(first, last) total energy register readings in Wh, or None when there are none.
+def _merge(
+    tx: Transaction, event: TransactionEventData, info: IdTagInfo | None, received_at: datetime
+) -> None:
+    """Apply what the event says to the session row (not saved)."""
+    seq_no = event.seq_no
+    tx.first_seq_no = seq_no if tx.first_seq_no is None else min(tx.first_seq_no, seq_no)
+    tx.last_seq_no = seq_no if tx.last_seq_no is None else max(tx.last_seq_no, seq_no)
+    tx.seq_no_count += 1
+    tx.offline = tx.offline or event.offline
+    if event.reservation_id is not None:
+        tx.reservation_id = event.reservation_id
+    if event.remote_start_id is not None:
+        tx.remote_start_id = event.remote_start_id
+    if event.tariff_id:
+        tx.tariff_id = clip(Transaction, "tariff_id", event.tariff_id)
 
-    Per-phase readings are skipped: the session's energy is the total register.
-    """
-    readings = []
-    for sample in sorted(samples, key=lambda s: s.timestamp):
-        if (sample.measurand or ENERGY_REGISTER) != ENERGY_REGISTER or sample.phase:
-            continue
-        if sample.location and sample.location not in {"Outlet", "Inlet"}:
-            continue
-        try:
-            value = Decimal(sample.value)
-        except InvalidOperation:
-            continue
-        if not value.is_finite():
-            continue
-        if (sample.unit or "Wh") == "kWh":
-            value *= 1000
-        elif (sample.unit or "Wh") != "Wh":
-            continue
-        wh = int(value.to_integral_value())
-        if 0 <= wh <= BIGINT_MAX:  # a nonsense reading must not break the row's save
-            readings.append(wh)
-    if not readings:
-        return None
-    return readings[0], readings[-1]
+    token = clip(Transaction, "id_tag", event.id_token) if info is not None else ""
+    if event.event_type == STARTED:
+        tx.start_time = event.timestamp
+        tx.start_received_at = received_at
+        if token:
+            tx.id_tag, tx.id_tag_status = token, info.status
+    elif tx.start_received_at is None and event.timestamp < tx.start_time:
+        # No Started yet: the session began no later than its earliest event.
+        tx.start_time = event.timestamp
+    if event.event_type == ENDED:
+        if token:
+            # The token presented to end the session, as 1.6 StopTransaction.idTag.
+            tx.stop_id_tag = clip(Transaction, "stop_id_tag", event.id_token)
+        tx.state = Transaction.State.ENDED
+        tx.stop_time = event.timestamp
+        tx.stop_received_at = received_at
+        tx.stop_reason = clip(
+            Transaction, "stop_reason", event.stopped_reason or DEFAULT_STOP_REASON
+        )
+        # The charger's own end replaces what the backend assumed when superseding.
+        tx.superseded, tx.superseded_by = False, None
+    elif token and event.event_type == UPDATED:
+        if not tx.id_tag:
+            # Plug in first, authorize later: the token comes with an Updated.
+            tx.id_tag, tx.id_tag_status = token, info.status
+        elif tx.id_tag.lower() == token.lower():
+            tx.id_tag_status = info.status
+
+    readings = sample_register_readings(event.samples)
+    begins = [r for r in readings if r.context == BEGIN_CONTEXT]
+    if begins:
+        tx.meter_start = whole_wh(begins[0].wh)
+    elif readings and event.event_type == STARTED and tx.meter_start is None:
+        tx.meter_start = whole_wh(readings[0].wh)
+    session_times_check(
+        tx,
+        [event.timestamp, *(s.timestamp for s in event.samples)],
+        received_at=received_at,
+        first_connected_at=tx.first_connected_at,
+    )
 
 
-def meter_samples_from_ocpp(meter_values: list[dict] | None) -> list[MeterSample]:
+def meter_samples_from_ocpp(
+    meter_values: list[dict] | None, *, field: str = "meterValue"
+) -> list[MeterSample]:
     """MeterSamples from 2.x meterValue items (snake_case, as handlers receive them).
 
-    The value is stored scaled by unitOfMeasure.multiplier (10^multiplier), in the unit
-    named; the 2.x defaults (Energy.Active.Import.Register, Wh, Sample.Periodic, Outlet)
-    are written out so a stored sample says what it is.
+    What was sent, as sent: the value before unitOfMeasure.multiplier, the multiplier,
+    an empty field for one left out (the defaults are applied when stored, by the same
+    rule as 1.6's), the signedMeterValue verbatim. Raises InvalidTimestamp for a
+    meterValue whose timestamp is not a date-time: nothing of the frame is stored then.
     """
     samples = []
-    for meter_value in meter_values or []:
-        timestamp = parse_ocpp_time(meter_value.get("timestamp"))
+    for index, meter_value in enumerate(meter_values or []):
+        raw_time = meter_value.get("timestamp")
+        timestamp = parse_ocpp_time(raw_time) if isinstance(raw_time, str) else None
         if timestamp is None:
-            continue
+            raise InvalidTimestamp(f"{field}.{index}.timestamp")
         for sampled in meter_value.get("sampled_value") or []:
             unit_of_measure = sampled.get("unit_of_measure") or {}
-            measurand = sampled.get("measurand") or ENERGY_REGISTER
-            unit = unit_of_measure.get("unit") or ("Wh" if measurand.startswith("Energy") else "")
+            signed = sampled.get("signed_meter_value") or {}
             samples.append(
                 MeterSample(
                     timestamp=timestamp,
-                    value=_scaled(sampled.get("value"), unit_of_measure.get("multiplier") or 0),
-                    measurand=measurand,
+                    value=_text(sampled.get("value")),
+                    measurand=sampled.get("measurand") or "",
                     phase=sampled.get("phase") or "",
-                    unit=unit,
-                    context=sampled.get("context") or "Sample.Periodic",
-                    location=sampled.get("location") or "Outlet",
+                    unit=unit_of_measure.get("unit") or "",
+                    multiplier=_multiplier(unit_of_measure.get("multiplier")),
+                    context=sampled.get("context") or "",
+                    location=sampled.get("location") or "",
+                    signed_data=signed.get("signed_meter_data") or "",
+                    signing_method=signed.get("signing_method") or "",
+                    encoding_method=signed.get("encoding_method") or "",
+                    public_key=signed.get("public_key") or "",
                 )
             )
     return samples
 
 
-def _scaled(value: object, multiplier: int) -> str:
-    try:
-        multiplier = int(multiplier)
-        if abs(multiplier) > MAX_MULTIPLIER:
-            raise ValueError(multiplier)
-        number = Decimal(str(value)).scaleb(multiplier)
-    except (DecimalException, ValueError, TypeError):
-        return str(value)
-    if not number.is_finite():
-        return str(value)
-    return format(number.normalize(), "f")
+def _text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        # 1000.0 from JSON's 1000.0: "1000", as a person would write it.
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def _multiplier(value: object) -> int:
+    # The schema makes it an integer; a wild one is stored but never applied.
+    return int(value) if isinstance(value, int) else 0

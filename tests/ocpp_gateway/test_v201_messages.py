@@ -245,13 +245,13 @@ async def test_meter_values_outside_a_transaction_are_stored(charger):
     )
     assert reply == [3, reply[1], {}]
     values = [
-        (v.measurand, v.value, v.unit, v.phase, v.evse_id, v.transaction_id)
-        async for v in MeterValue.objects.order_by("id")
+        (v.measurand, v.value, v.unit, v.multiplier, v.normalized_value, v.phase, v.evse_id)
+        async for v in MeterValue.objects.filter(transaction=None).order_by("id")
     ]
     assert values == [
-        # The multiplier is applied: 12.5 × 10³ kWh.
-        ("Energy.Active.Import.Register", "12500", "kWh", "", 0, None),
-        ("Voltage", "230.1", "V", "L1-N", 0, None),
+        # As sent, and normalised: 12.5 × 10³ kWh = 12,500,000 Wh.
+        ("Energy.Active.Import.Register", "12.5", "kWh", 3, 12_500_000.0, "", 0),
+        ("Voltage", "230.1", "V", 0, 230.1, "L1-N", 0),
     ]
 
 
@@ -353,3 +353,108 @@ async def test_invalid_transaction_event_is_refused_and_stores_nothing(charger):
     reply = await charger.receive()
     assert reply[:3] == [4, "bad", "OccurrenceConstraintViolation"]
     assert await Transaction.objects.acount() == 0
+
+
+# ---- issue 21: unreadable times are refused, signed values kept ----------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [
+        pytest.param(
+            "TransactionEvent",
+            transaction_event("Started", 0, timestamp="yesterday", evse={"id": 1}),
+            id="event-time",
+        ),
+        pytest.param(
+            "TransactionEvent",
+            transaction_event(
+                "Started", 0, evse={"id": 1}, meterValue=[meter_value("soon", sampled(1.0))]
+            ),
+            id="meter-value-time",
+        ),
+        pytest.param(
+            "StatusNotification",
+            {
+                "timestamp": "2026-13-45",
+                "connectorStatus": "Occupied",
+                "evseId": 1,
+                "connectorId": 1,
+            },
+            id="status-time",
+        ),
+        pytest.param(
+            "MeterValues",
+            {"evseId": 1, "meterValue": [meter_value("not a time", sampled(1.0))]},
+            id="meter-values-time",
+        ),
+    ],
+)
+async def test_an_unreadable_time_is_refused_as_on_16_and_stores_nothing(charger, action, payload):
+    reply = await charger.call(action, payload)
+    assert reply[0] == 4
+    assert reply[2] == "PropertyConstraintViolation"
+    assert "not an ISO 8601 date-time" in reply[3]
+    assert await Transaction.objects.acount() == 0
+    assert await MeterValue.objects.acount() == 0
+    assert await Connector.objects.filter(status="Occupied").acount() == 0
+
+
+async def test_a_signed_meter_value_arrives_whole(charger):
+    signed = {
+        "signedMeterData": "T0NNRnx7IkZWIjoiMS4wIn0=" * 100,
+        "signingMethod": "ECDSA-secp256r1-SHA256",
+        "encodingMethod": "OCMF",
+        "publicKey": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE" * 10,
+    }
+    reply = await charger.call(
+        "TransactionEvent",
+        transaction_event(
+            "Started",
+            0,
+            evse={"id": 1},
+            meterValue=[meter_value(T0, sampled(1000.0, signedMeterValue=signed))],
+        ),
+    )
+    assert reply[0] == 3
+    value = await MeterValue.objects.aget()
+    assert (value.signed_data, value.signing_method, value.encoding_method, value.public_key) == (
+        signed["signedMeterData"],
+        "ECDSA-secp256r1-SHA256",
+        "OCMF",
+        signed["publicKey"],
+    )
+    assert value.normalized_value == 1000.0
+
+
+@pytest.mark.parametrize("charger", ["ocpp2.1"], indirect=True)
+async def test_21_cost_details_and_tariff_are_kept_in_the_session_history(charger):
+    cost = {
+        "totalCost": {"currency": "EUR", "typeOfCost": "NormalCost", "total": {"exclTax": 3.5}},
+        "totalUsage": {"energy": 7000, "chargingTime": 1800, "idleTime": 60},
+    }
+    reply = await charger.call(
+        "TransactionEvent",
+        transaction_event(
+            "Updated",
+            1,
+            transactionInfo={
+                "transactionId": "TX-1",
+                "chargingState": "Charging",
+                "timeSpentCharging": 1800,
+                "remoteStartId": 42,
+                "tariffId": "TARIFF-7",
+            },
+            costDetails=cost,
+        ),
+    )
+    assert reply[0] == 3, reply
+    tx = await Transaction.objects.aget()
+    assert (tx.tariff_id, tx.remote_start_id) == ("TARIFF-7", 42)
+    event = await tx.events.aget()
+    assert event.cost_details == cost  # as the charger spelled it
+    assert (event.charging_state, event.time_spent_charging, event.tariff_id) == (
+        "Charging",
+        1800,
+        "TARIFF-7",
+    )

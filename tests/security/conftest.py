@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from stations.models import Command, Connector, Station
+from stations.models import Command, Connector, MeterValue, Station, Transaction
 from tests.factories import make_station
 
 # Strings only CPO A's data contains: no page or answer for CPO B may show them.
@@ -51,3 +53,16 @@ def command_a(station_a, alice) -> Command:
         status=Command.Status.ACCEPTED,
         requested_by=alice,
     )
+
+
+@pytest.fixture
+def transaction_a(station_a) -> Transaction:
+    """A session of CPO A's station, with a signed meter value naming the station."""
+    at = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+    tx = Transaction.objects.create(
+        station=station_a, connector=station_a.connectors.get(), id_tag="A-CARD", start_time=at
+    )
+    MeterValue.objects.create(
+        station=station_a, transaction=tx, timestamp=at, value="", signed_data=f"OCMF|{A_CBID}|"
+    )
+    return tx

@@ -46,13 +46,13 @@ PERSONAL = {"login", "logout", "password_change"}
 
 
 @pytest.fixture
-def cpo_a_values(station_a, command_a) -> dict:
-    return {"pk": station_a.pk, "command_pk": command_a.pk}
+def cpo_a_values(station_a, command_a, transaction_a) -> dict:
+    return {"pk": station_a.pk, "command_pk": command_a.pk, "transaction_pk": transaction_a.pk}
 
 
 @pytest.fixture
 def missing_values() -> dict:
-    return {"pk": MISSING_ID, "command_pk": MISSING_ID}
+    return {"pk": MISSING_ID, "command_pk": MISSING_ID, "transaction_pk": MISSING_ID}
 
 
 @pytest.fixture

@@ -10,13 +10,9 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from stations.models import Connector, IdTag, MeterValue, Station, Transaction
-from stations.services.charging import (
-    MeterSample,
-    StatusReport,
-    charging_data_write,
-    meter_values_store,
-)
+from stations.services.charging import StatusReport, charging_data_write
 from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.meter_values import MeterReading, MeterSample, meter_readings_store
 from stations.services.transactions import transaction_start, transaction_stop
 from tests.factories import make_station
 
@@ -284,18 +280,35 @@ def test_stop_without_id_tag_answers_without_tag_info(station):
 
 def test_repeated_stop_changes_nothing(station):
     tx, _ = start(station)
-    sample = [MeterSample(timestamp=T0, value="1")]
-    for meter_stop in (2000, 9999):
+    sample = [MeterSample(timestamp=T0, value="1500")]
+    for _ in range(2):
         transaction_stop(
             station_id=station.pk,
             transaction_id=tx.pk,
-            meter_stop=meter_stop,
+            meter_stop=2000,
             timestamp=T0,
             samples=sample,
         )
     tx.refresh_from_db()
     assert (tx.meter_stop, tx.energy_wh) == (2000, 1000)
     assert MeterValue.objects.count() == 1
+    assert Transaction.objects.count() == 1
+
+
+def test_a_different_second_stop_of_a_session_is_kept_apart(station):
+    tx, _ = start(station)
+    transaction_stop(station_id=station.pk, transaction_id=tx.pk, meter_stop=2000, timestamp=T0)
+    # A restored database gave the id out again: this stop is another session's.
+    transaction_stop(
+        station_id=station.pk,
+        transaction_id=tx.pk,
+        meter_stop=9999,
+        timestamp=T0 + timedelta(hours=2),
+    )
+    tx.refresh_from_db()
+    assert (tx.meter_stop, tx.energy_wh) == (2000, 1000)
+    clash = Transaction.objects.get(orphan_stop=True)
+    assert (clash.ocpp_id, clash.meter_stop, clash.incomplete) == (str(tx.pk), 9999, True)
 
 
 def test_stop_of_an_unknown_transaction_is_recorded_as_orphan(station):
@@ -310,7 +323,8 @@ def test_stop_of_an_unknown_transaction_is_recorded_as_orphan(station):
     assert info is None
     orphan = Transaction.objects.get()
     assert orphan.orphan_stop is True
-    assert orphan.charger_transaction_id == "424242"
+    assert (orphan.orphan_transaction_id, orphan.ocpp_id) == (424242, "424242")
+    assert orphan.charger_transaction_id == ""
     assert (orphan.meter_stop, orphan.stop_reason, orphan.state) == (777, "PowerLoss", "ended")
     assert orphan.meter_values.count() == 1
 
@@ -330,15 +344,18 @@ def test_stop_of_another_stations_transaction_is_an_orphan(station, cpo_a):
     assert Transaction.objects.filter(station=station, orphan_stop=True).count() == 1
 
 
-def test_meter_that_went_backwards_gives_no_energy(station):
+def test_meter_that_went_backwards_is_flagged_and_counts_what_it_can(station):
     tx, _ = start(station, meter_start=5000)
     transaction_stop(station_id=station.pk, transaction_id=tx.pk, meter_stop=10, timestamp=T0)
     tx.refresh_from_db()
-    assert tx.energy_wh is None
-    assert tx.meter_stop == 10
+    assert (tx.meter_stop, tx.energy_wh, tx.meter_reset) == (10, 0, True)
 
 
 # ---- meter values --------------------------------------------------------------------
+
+
+def meter_values_store(*, station_id: int, samples: list[MeterSample], **links) -> int:
+    return meter_readings_store([MeterReading(station_id, samples, **links)])[0]
 
 
 def test_meter_values_link_a_known_transaction(station):
@@ -356,7 +373,7 @@ def test_meter_values_link_a_known_transaction(station):
     assert stored == 1
     value = MeterValue.objects.get()
     assert value.transaction_id == tx.pk
-    assert (value.numeric_value, value.unit, value.phase, value.context) == (
+    assert (value.normalized_value, value.unit, value.phase, value.context) == (
         1234.0,
         "Wh",
         "L1",

@@ -9,17 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from stations.models import Connector, MeterValue, Station, Transaction
 from stations.services.charging import (
-    MeterReading,
-    MeterSample,
     StatusReport,
     charging_data_store,
     charging_data_write,
     connector_statuses_set,
-    meter_readings_store,
 )
+from stations.services.meter_values import MeterReading, MeterSample, meter_readings_store
+from stations.services.transaction_events import TransactionEventData, transaction_event_record
+from stations.services.transactions import transaction_start, transaction_stop
 from tests.factories import make_station
 
 pytestmark = pytest.mark.django_db
@@ -188,3 +189,91 @@ def test_anything_else_in_a_batch_is_refused(station):
 @pytest.fixture
 def station(cpo_a) -> Station:
     return make_station("CP-1", cpo=cpo_a)
+
+
+# ---- round trips of the session write path ---------------------------------------------
+# Counted by django_assert_num_queries (the COPY of the samples is not: it bypasses Django's
+# cursor wrapper). Services that open their own transaction add a SAVEPOINT and a RELEASE
+# inside the test's transaction. Before issue 21: a TransactionEvent Updated took 8, an
+# Ended 8, a StopTransaction 7; the batches 1 each.
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="counts PostgreSQL's statements (COPY, one UPDATE)"
+)
+
+
+@postgresql_only
+def test_a_batch_of_session_meter_values_is_one_query_and_the_copy(
+    station, django_assert_num_queries
+):
+    tx = Transaction.objects.create(
+        station=station, connector=Connector.objects.create(station=station, connector_id=1)
+    )
+    readings = [MeterReading(station.pk, [sample(str(n))], transaction_id=tx.pk) for n in range(5)]
+    with django_assert_num_queries(1):
+        assert charging_data_store(readings) == [1] * 5
+    assert tx.meter_values.count() == 5
+
+
+@postgresql_only
+def test_a_status_batch_records_session_history_in_the_same_statement(
+    station, django_assert_num_queries
+):
+    connector = Connector.objects.create(station=station, connector_id=1, status="Preparing")
+    tx = Transaction.objects.create(station=station, connector=connector, start_time=T0)
+    reports = [StatusReport(station.pk, 1, "Charging", timestamp=T0 + timedelta(seconds=1))]
+    with django_assert_num_queries(1):
+        charging_data_store(reports)
+    assert list(tx.events.values_list("connector_status", "charging_state")) == [
+        ("Charging", "Charging")
+    ]
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    ("event_type", "evse_id", "queries"),
+    [
+        # savepoint, lock the session, add the event, update the session, release
+        ("Updated", None, 5),
+        # + lock the EVSE's connectors first
+        ("Updated", 1, 6),
+        # + read the register series to settle the energy
+        ("Ended", None, 6),
+    ],
+)
+def test_a_transaction_event_takes_fewer_round_trips_than_before(
+    cpo_a, django_assert_num_queries, event_type, evse_id, queries
+):
+    station = make_station("CP-2X", cpo=cpo_a, ocpp_version="2.0.1")
+
+    def event(kind: str, seq: int, evse: int | None) -> TransactionEventData:
+        return TransactionEventData(
+            event_type=kind,
+            timestamp=T0 + timedelta(minutes=seq),
+            seq_no=seq,
+            transaction_id="TX",
+            evse_id=evse,
+            samples=[sample(str(1000 + seq), T0 + timedelta(minutes=seq))],
+        )
+
+    transaction_event_record(station_id=station.pk, event=event("Started", 0, 1))
+    with django_assert_num_queries(queries):
+        transaction_event_record(station_id=station.pk, event=event(event_type, 1, evse_id))
+
+
+@postgresql_only
+def test_a_stop_takes_fewer_round_trips_than_before(station, django_assert_num_queries):
+    tx, _ = transaction_start(
+        station_id=station.pk, connector_id=1, id_tag="", meter_start=0, timestamp=T0
+    )
+    # savepoint, lock the session, read the register series, update it, add the event,
+    # release (the stop carries no id tag to judge)
+    with django_assert_num_queries(6):
+        transaction_stop(
+            station_id=station.pk,
+            transaction_id=tx.pk,
+            meter_stop=10,
+            timestamp=T0 + timedelta(hours=1),
+            samples=[sample("5", T0 + timedelta(minutes=30))],
+        )

@@ -62,23 +62,36 @@ def test_the_page_shows_identity_boot_facts_connection_and_connectors(client, al
 
 def test_the_current_transaction_shows_the_energy_so_far(client, alice, station):
     connector = station.connectors.get(connector_id=1)
-    tx = Transaction.objects.create(
-        station=station, connector=connector, id_tag="CARD-7", meter_start=1000
-    )
     now = timezone.now()
+    tx = Transaction.objects.create(
+        station=station,
+        connector=connector,
+        id_tag="CARD-7",
+        meter_start=1000,
+        start_time=now - timedelta(minutes=3),
+    )
+    register = {"station": station, "transaction": tx, "location": "Outlet"}
     for minutes, kwh in ((2, "1.5"), (1, "3.25")):
         MeterValue.objects.create(
-            station=station,
-            transaction=tx,
+            **register,
             timestamp=now - timedelta(minutes=minutes),
             unit="kWh",
             value=kwh,
             numeric_value=float(kwh),
+            normalized_value=float(kwh) * 1000,
+            normalized_unit="Wh",
         )
-    # A per-phase reading is not the session's energy.
-    MeterValue.objects.create(
-        station=station, transaction=tx, timestamp=now, phase="L1", value="9999", numeric_value=9999
-    )
+    # Neither a per-phase reading, the EV's own meter nor the station's main meter
+    # (connector 0) is the session's energy.
+    for other in ({"phase": "L1"}, {"location": "EV"}, {"connector_id": 0}):
+        MeterValue.objects.create(
+            **(register | other),
+            timestamp=now,
+            value="9999",
+            numeric_value=9999,
+            normalized_value=9999,
+            normalized_unit="Wh",
+        )
     Transaction.objects.create(
         station=station, connector=connector, state=Transaction.State.ENDED, id_tag="OLD-TAG"
     )
@@ -260,3 +273,59 @@ def test_a_station_of_another_protocol_has_no_ocpp_commands(client, alice, cpo_a
 
     assert 'id="commands"' not in html
     assert 'id="command-history"' in html
+
+
+# ---- signed meter values, one click from the session -------------------------------
+
+
+def signed_session(station) -> Transaction:
+    tx = Transaction.objects.create(
+        station=station,
+        connector=station.connectors.get(connector_id=1),
+        start_time=timezone.now(),
+        suspicious_timestamp=True,
+    )
+    MeterValue.objects.create(
+        station=station,
+        transaction=tx,
+        timestamp=timezone.now(),
+        value="",
+        signed_data="OCMF|<evidence>|" + "z" * 3000,
+        encoding_method="OCMF",
+        public_key="PUBKEY-123",
+    )
+    return tx
+
+
+def test_the_current_transaction_links_its_signed_values_and_shows_its_flags(
+    client, alice, station
+):
+    tx = signed_session(station)
+    html = page(client, alice, station)
+    assert reverse("stations:transaction_signed", args=[station.pk, tx.pk]) in html
+    assert "suspicious time" in html
+
+
+def test_the_signed_values_page_shows_them_verbatim(client, bob, station):
+    tx = signed_session(station)
+    client.force_login(bob)  # a viewer may read
+    response = client.get(reverse("stations:transaction_signed", args=[station.pk, tx.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "OCMF|&lt;evidence&gt;|" + "z" * 3000 in html
+    assert "PUBKEY-123" in html
+
+
+def test_a_session_of_another_station_is_not_found_under_this_one(client, alice, station, cpo_a):
+    other = make_station("CP-PAGE-2", cpo=cpo_a)
+    Connector.objects.create(station=other, connector_id=1)
+    tx = signed_session(other)
+    client.force_login(alice)
+    response = client.get(reverse("stations:transaction_signed", args=[station.pk, tx.pk]))
+    assert response.status_code == 404
+
+
+def test_the_signed_values_page_needs_a_login(client, station):
+    tx = signed_session(station)
+    response = client.get(reverse("stations:transaction_signed", args=[station.pk, tx.pk]))
+    assert response.status_code == 302

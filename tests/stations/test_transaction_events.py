@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stations.models import IdTag, MeterValue, Transaction
-from stations.services.charging import MeterSample
+from stations.services.meter_values import MeterSample
 from stations.services.transaction_events import (
+    InvalidTimestamp,
     TransactionEventData,
     id_token_authorize,
     meter_samples_from_ocpp,
     transaction_event_record,
 )
+from stations.services.transaction_timeline import transactions_energy_so_far
 from stations.services.transactions import transaction_start
 from tests.factories import make_station
 
@@ -86,7 +88,9 @@ def test_energy_so_far_and_meter_stop_come_from_the_energy_register(station):
             ],
         ),
     )
-    assert Transaction.objects.get().energy_wh == 1000
+    running = Transaction.objects.get()
+    assert running.energy_wh is None  # settled when the session ends
+    assert transactions_energy_so_far([running]) == {running.pk: 1000}
     record(station, event("Ended", 2, stopped_reason="EVDisconnected", samples=[energy("4000", 2)]))
     tx = Transaction.objects.get()
     assert (tx.meter_start, tx.meter_stop, tx.energy_wh) == (1500, 4000, 2500)
@@ -206,7 +210,7 @@ def test_a_21_token_longer_than_any_id_tag_is_invalid(station, cpo_a):
 # ---- meter values from the wire ----------------------------------------------------
 
 
-def test_meter_samples_apply_the_multiplier_and_spell_out_the_defaults():
+def test_meter_samples_keep_what_was_sent_and_store_the_normalised_value(station):
     samples = meter_samples_from_ocpp(
         [
             {
@@ -220,23 +224,42 @@ def test_meter_samples_apply_the_multiplier_and_spell_out_the_defaults():
                         "unit_of_measure": {"unit": "A", "multiplier": -1},
                     },
                     {"value": 42},
+                    {"value": 5, "unit_of_measure": {"multiplier": 10**6}},
                 ],
-            },
-            {"timestamp": "not a time", "sampled_value": [{"value": 1}]},
-            {
-                "timestamp": "2026-03-01T10:00:00Z",
-                "sampled_value": [{"value": 5, "unit_of_measure": {"multiplier": 10**6}}],
             },
         ]
     )
-    assert [(s.value, s.unit, s.measurand, s.phase, s.context, s.location) for s in samples] == [
-        ("12500", "kWh", "Energy.Active.Import.Register", "", "Sample.Periodic", "Outlet"),
-        ("0.7", "A", "Current.Import", "L2", "Sample.Periodic", "Outlet"),
-        ("42", "Wh", "Energy.Active.Import.Register", "", "Sample.Periodic", "Outlet"),
-        # A wild multiplier is not applied.
-        ("5", "Wh", "Energy.Active.Import.Register", "", "Sample.Periodic", "Outlet"),
+    assert [(s.value, s.unit, s.multiplier, s.measurand, s.context) for s in samples] == [
+        ("12.5", "kWh", 3, "", ""),
+        ("7", "A", -1, "Current.Import", ""),
+        ("42", "", 0, "", ""),
+        ("5", "", 10**6, "", ""),
     ]
     assert samples[0].timestamp == T0
+    record(station, event("Started", 0, evse_id=1, samples=samples))
+    stored = [
+        (v.value, v.unit, v.multiplier, v.normalized_value, v.normalized_unit)
+        + (v.context, v.location)
+        for v in MeterValue.objects.order_by("id")
+    ]
+    assert stored == [
+        ("12.5", "kWh", 3, 12_500_000.0, "Wh", "Sample.Periodic", "Outlet"),
+        ("7", "A", -1, pytest.approx(0.7), "A", "Sample.Periodic", "Outlet"),
+        ("42", "Wh", 0, 42.0, "Wh", "Sample.Periodic", "Outlet"),
+        # A wild multiplier is not applied (and does not fit the column either).
+        ("5", "Wh", 0, None, "Wh", "Sample.Periodic", "Outlet"),
+    ]
+
+
+def test_a_meter_value_without_a_readable_time_is_refused_whole():
+    with pytest.raises(InvalidTimestamp) as refused:
+        meter_samples_from_ocpp(
+            [
+                {"timestamp": "2026-03-01T10:00:00Z", "sampled_value": [{"value": 1}]},
+                {"timestamp": "not a time", "sampled_value": [{"value": 1}]},
+            ]
+        )
+    assert refused.value.field == "meterValue.1.timestamp"
 
 
 def test_a_nonsense_energy_reading_is_stored_but_not_used_as_the_meter(station):
