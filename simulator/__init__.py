@@ -8,7 +8,9 @@ ChargePoint classes over `websockets`, like a real charger would:
 - boots, and boots again after the interval while Pending or Rejected, or at once when the
   backend sends TriggerMessage(BootNotification);
 - once Accepted: reports every connector's status, sends heartbeats at the interval the
-  backend gave, and optionally runs a transaction with rising meter values;
+  backend gave, and optionally runs a transaction with rising meter values, which it can
+  sign (simulated OCMF), resend as if answers were lost, and (2.0.1) hold back and send
+  at the end in another order, as chargers that were offline or retried do;
 - answers the backend's calls (Reset, TriggerMessage, configuration, availability, unlock,
   remote start/stop, ClearCache, DataTransfer; 2.0.1: GetVariables, SetVariables,
   GetBaseReport followed by NotifyReport).
@@ -19,6 +21,7 @@ a connected simulator to drive step by step. `manage.py simulate_charger` wraps 
 
 from simulator.base import (
     CLOSE_REPLACED,
+    EVENT_ORDERS,
     HandshakeRefused,
     SimulatorBase,
     SimulatorFailed,
@@ -32,6 +35,7 @@ from simulator.v201 import Simulator201
 
 __all__ = [
     "CLOSE_REPLACED",
+    "EVENT_ORDERS",
     "SIMULATORS",
     "HandshakeRefused",
     "Simulator16",

@@ -26,6 +26,10 @@ CHARGING_POWER_W = 11_000
 # Retry delay when the backend answers a boot with interval 0.
 DEFAULT_RETRY_INTERVAL = 10
 DEFAULT_HEARTBEAT_INTERVAL = 300
+# How a 2.0.1 transaction's events reach the backend: as they happen ("live"), or held
+# back, as by a charger that was offline or retried, and sent when the transaction ends
+# in their own order ("queued"), backwards ("reversed") or shuffled ("shuffled").
+EVENT_ORDERS = ("live", "queued", "reversed", "shuffled")
 
 Output = Callable[[str], None]
 
@@ -66,12 +70,27 @@ class SimulatorOptions:
     # Seconds to wait before reconnecting after the connection dropped (not after a Reset).
     reconnect_delay: float = 5.0
     response_timeout: float = 30.0
+    # 2.0.1: the order in which a transaction's events are sent (EVENT_ORDERS).
+    event_order: str = "live"
+    # Random seed of the "shuffled" order (None: a new order each time).
+    seed: int | None = None
+    # Send every transaction message twice, as a charger that lost the answer does
+    # (2.0.1 TransactionEvent; 1.6 StartTransaction, MeterValues and StopTransaction).
+    resend: bool = False
+    # Send the energy register also as signed meter values (simulated OCMF records).
+    signed: bool = False
 
     def __post_init__(self) -> None:
         if self.version not in SUBPROTOCOLS:
             raise ValueError(f"Unsupported OCPP version {self.version!r}: 1.6 or 2.0.1")
         if self.connectors < 1:
             raise ValueError("A charger has at least one connector.")
+        if self.event_order not in EVENT_ORDERS:
+            raise ValueError(f"Unknown event order {self.event_order!r}: {', '.join(EVENT_ORDERS)}")
+        if self.event_order != "live" and self.version == "1.6":
+            # A 1.6 charger needs the start's answer (the backend names the transaction)
+            # before anything else of it can be sent.
+            raise ValueError("Only OCPP 2.0.1 transaction events can be reordered.")
 
     @property
     def station_url(self) -> str:
@@ -100,6 +119,8 @@ class TransactionState:
     stop_reason: str = "Local"
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
+    # 2.0.1 events held back until the transaction ends (SimulatorOptions.event_order).
+    held: list = field(default_factory=list)
 
 
 @dataclass

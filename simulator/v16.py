@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
@@ -16,15 +18,19 @@ from simulator.base import (
     SimulatorBase,
     TransactionState,
 )
+from simulator.signed import ocmf_record
 
 logger = logging.getLogger(__name__)
 
 
-def sampled_energy_16(wh: int, context: str) -> list[dict]:
+def sampled_energy_16(wh: int, context: str, *, signed: str = "") -> list[dict]:
+    """The register and the power now; with `signed` (an OCMF record), the register signed too."""
+    signed_values = [{"value": signed, "context": context, "format": "SignedData"}]
     return [
         {
             "timestamp": utc_now_iso(),
-            "sampled_value": [
+            "sampled_value": (signed_values if signed else [])
+            + [
                 {
                     "value": str(wh),
                     "context": context,
@@ -96,9 +102,31 @@ class Simulator16(SimulatorBase, ChargePoint16):
         result = await self.request(call16.Authorize(id_tag=id_tag))
         return result.id_tag_info["status"]
 
+    async def transaction_request(self, payload: Any) -> Any:
+        """Send a transaction message; with `resend`, send it again as if the answer was lost."""
+        result = await self.request(payload)
+        if self.options.resend:
+            self.say("  sending it again (the charger lost the answer)")
+            again = await self.request(payload)
+            if getattr(again, "transaction_id", None) != getattr(result, "transaction_id", None):
+                self.say("! the backend answered the resent start with another transaction")
+        return result
+
+    def sampled_energy(self, tx: TransactionState, context: str) -> list[dict]:
+        record = ""
+        if self.options.signed:
+            record = ocmf_record(
+                cbid=self.options.cbid,
+                wh=self.state.meter_wh,
+                at=datetime.now(UTC),
+                context=context,
+                transaction=tx.transaction_id,
+            )
+        return sampled_energy_16(self.state.meter_wh, context, signed=record)
+
     async def start_transaction(self, tx: TransactionState) -> None:
         await self.send_status(tx.connector_id, "Preparing")
-        result = await self.request(
+        result = await self.transaction_request(
             call16.StartTransaction(
                 connector_id=tx.connector_id,
                 id_tag=tx.id_tag,
@@ -117,23 +145,23 @@ class Simulator16(SimulatorBase, ChargePoint16):
         await self.send_status(tx.connector_id, "Charging")
 
     async def send_meter_values(self, tx: TransactionState) -> None:
-        await self.request(
+        await self.transaction_request(
             call16.MeterValues(
                 connector_id=tx.connector_id,
                 transaction_id=tx.transaction_id,
-                meter_value=sampled_energy_16(self.state.meter_wh, "Sample.Periodic"),
+                meter_value=self.sampled_energy(tx, "Sample.Periodic"),
             )
         )
 
     async def stop_transaction(self, tx: TransactionState) -> None:
-        await self.request(
+        await self.transaction_request(
             call16.StopTransaction(
                 meter_stop=self.state.meter_wh,
                 timestamp=utc_now_iso(),
                 transaction_id=tx.transaction_id,
                 reason=tx.stop_reason,
                 id_tag=tx.id_tag,
-                transaction_data=sampled_energy_16(self.state.meter_wh, "Transaction.End"),
+                transaction_data=self.sampled_energy(tx, "Transaction.End"),
             )
         )
         self.say(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.routing import after, on
@@ -19,22 +21,27 @@ from simulator.base import (
     SimulatorOptions,
     TransactionState,
 )
+from simulator.signed import ocmf_record, signed_meter_value_201
 
 logger = logging.getLogger(__name__)
 
 
-def sampled_energy_201(wh: int, context: str) -> list[dict]:
+def sampled_energy_201(wh: int, context: str, *, signed: str = "") -> list[dict]:
+    """The register and the power now; with `signed` (an OCMF record), the register signed."""
+    register: dict[str, Any] = {
+        "value": wh,
+        "context": context,
+        "measurand": "Energy.Active.Import.Register",
+        "location": "Outlet",
+        "unit_of_measure": {"unit": "Wh"},
+    }
+    if signed:
+        register["signed_meter_value"] = signed_meter_value_201(signed)
     return [
         {
             "timestamp": utc_now_iso(),
             "sampled_value": [
-                {
-                    "value": wh,
-                    "context": context,
-                    "measurand": "Energy.Active.Import.Register",
-                    "location": "Outlet",
-                    "unit_of_measure": {"unit": "Wh"},
-                },
+                register,
                 {
                     "value": CHARGING_POWER_W if context == "Sample.Periodic" else 0,
                     "context": context,
@@ -143,12 +150,46 @@ class Simulator201(SimulatorBase, ChargePoint201):
             transaction_info=info,
             evse={"id": tx.connector_id, "connector_id": 1} if event_type == "Started" else None,
             id_token=self.id_token(tx.id_tag) if with_id_token else None,
-            meter_value=(
-                sampled_energy_201(self.state.meter_wh, meter_context) if meter_context else None
-            ),
+            meter_value=self.sampled_energy(tx, meter_context) if meter_context else None,
         )
         tx.seq_no += 1
-        return await self.request(payload)
+        if self.options.event_order != "live":
+            # Held back, as by a charger that is offline or retrying: sent at the end.
+            tx.held.append(payload)
+            return None
+        return await self.send_transaction_event(payload)
+
+    def sampled_energy(self, tx: TransactionState, context: str) -> list[dict]:
+        record = ""
+        if self.options.signed:
+            record = ocmf_record(
+                cbid=self.options.cbid,
+                wh=self.state.meter_wh,
+                at=datetime.now(UTC),
+                context=context,
+                transaction=tx.transaction_id,
+            )
+        return sampled_energy_201(self.state.meter_wh, context, signed=record)
+
+    async def send_transaction_event(self, payload: call201.TransactionEvent) -> Any:
+        """Send one event; with `resend`, send it again as if the answer was lost."""
+        result = await self.request(payload)
+        if self.options.resend:
+            self.say(f"  sending seqNo {payload.seq_no} again (the charger lost the answer)")
+            await self.request(payload)
+        return result
+
+    async def send_held_events(self, tx: TransactionState) -> None:
+        """Send the events held back, in the order the options say."""
+        events, tx.held = list(tx.held), []
+        if self.options.event_order == "reversed":
+            events.reverse()
+        elif self.options.event_order == "shuffled":
+            random.Random(self.options.seed).shuffle(events)
+        order = ", ".join(str(e.seq_no) for e in events)
+        self.say(f"  sending the transaction's {len(events)} events, seqNo {order}")
+        for payload in events:
+            await self.send_transaction_event(payload)
 
     async def start_transaction(self, tx: TransactionState) -> None:
         await self.send_status(tx.connector_id, "Occupied")
@@ -160,7 +201,8 @@ class Simulator201(SimulatorBase, ChargePoint201):
             meter_context="Transaction.Begin",
             with_id_token=True,
         )
-        status = (result.id_token_info or {}).get("status", "Accepted")
+        # Held back: the charger started on its own authority (offline authorization).
+        status = ((result.id_token_info if result else None) or {}).get("status", "Accepted")
         self.say(f"  transaction {tx.transaction_id} started ({status})")
         if status != "Accepted":
             tx.stop_reason = "DeAuthorized"
@@ -189,6 +231,8 @@ class Simulator201(SimulatorBase, ChargePoint201):
             meter_context="Transaction.End",
             stopped_reason=tx.stop_reason,
         )
+        if tx.held:
+            await self.send_held_events(tx)
         self.say(
             f"  transaction {tx.transaction_id} ended ({tx.stop_reason}), "
             f"{self.state.meter_wh - tx.meter_start} Wh"

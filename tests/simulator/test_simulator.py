@@ -8,6 +8,7 @@ fails these tests. The end-to-end tests (tests/e2e) run it against the real serv
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -217,3 +218,108 @@ def test_the_cbid_is_percent_encoded_in_the_url():
     options = SimulatorOptions(cbid="CP:1|A", url="ws://host/ocpp/")
 
     assert options.station_url == "ws://host/ocpp/CP%3A1%7CA"
+
+
+# ---- transaction events: reordered, resent, signed -------------------------------------
+
+
+class AnsweringConnection(FakeConnection):
+    """A backend that answers every CALL of the simulator at once, as the real one would."""
+
+    ANSWERS = {
+        "StartTransaction": {"transactionId": 7, "idTagInfo": {"status": "Accepted"}},
+        "TransactionEvent": {},
+        "StatusNotification": {},
+        "MeterValues": {},
+        "StopTransaction": {},
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inbox: asyncio.Queue[str] = asyncio.Queue()
+
+    async def send(self, message: str) -> None:
+        await super().send(message)
+        frame = json.loads(message)
+        if frame[0] == 2:
+            await self.inbox.put(json.dumps([3, frame[1], self.ANSWERS[frame[2]]]))
+
+    async def recv(self) -> str:
+        return await self.inbox.get()
+
+    def calls(self, action: str) -> list[dict]:
+        return [frame[3] for frame in self.sent if frame[0] == 2 and frame[2] == action]
+
+
+async def one_transaction(version: str, **options) -> AnsweringConnection:
+    """Start, two meter values and the stop, through a simulator with `options`."""
+    connection = AnsweringConnection()
+    sim = SIMULATORS[version](
+        SimulatorOptions(cbid="SIM-1", version=version, response_timeout=1, **options),
+        connection,
+        state=StationState(),
+        output=lambda line: None,
+    )
+    reader = asyncio.create_task(sim.start())
+    try:
+        tx = TransactionState(connector_id=1, id_tag="TAG-1", meter_start=1000)
+        if version != "1.6":
+            tx.transaction_id = "TX-SIM"
+        sim.transaction = tx
+        await sim.start_transaction(tx)
+        for _ in range(2):
+            sim.charge(60)
+            await sim.send_meter_values(tx)
+        await sim.stop_transaction(tx)
+    finally:
+        reader.cancel()
+    return connection
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("live", [0, 1, 2, 3]),
+        ("queued", [0, 1, 2, 3]),
+        ("reversed", [3, 2, 1, 0]),
+        ("shuffled", None),  # the seed's order, whatever it is, with each event once
+    ],
+)
+async def test_the_201_simulator_sends_a_transactions_events_in_the_order_asked(order, expected):
+    connection = await one_transaction("2.0.1", event_order=order, seed=4)
+    seq_nos = [event["seqNo"] for event in connection.calls("TransactionEvent")]
+    if expected is None:
+        assert sorted(seq_nos) == [0, 1, 2, 3] and seq_nos != [0, 1, 2, 3]
+    else:
+        assert seq_nos == expected
+
+
+async def test_the_201_simulator_resends_every_event_and_signs_the_register():
+    connection = await one_transaction("2.0.1", event_order="reversed", resend=True, signed=True)
+    events = connection.calls("TransactionEvent")
+    assert [event["seqNo"] for event in events] == [3, 3, 2, 2, 1, 1, 0, 0]
+    register = events[-1]["meterValue"][0]["sampledValue"][0]
+    signed = register["signedMeterValue"]
+    assert (signed["encodingMethod"], signed["signingMethod"]) == ("OCMF", "ECDSA-secp256r1-SHA256")
+    assert base64.b64decode(signed["signedMeterData"]).startswith(b"OCMF|")
+    assert register["context"] == "Transaction.Begin"
+
+
+async def test_the_16_simulator_resends_its_transaction_messages_and_signs_the_register():
+    connection = await one_transaction("1.6", resend=True, signed=True)
+    assert len(connection.calls("StartTransaction")) == 2
+    assert len(connection.calls("MeterValues")) == 4
+    stops = connection.calls("StopTransaction")
+    assert len(stops) == 2 and stops[0] == stops[1]
+    signed = stops[0]["transactionData"][0]["sampledValue"][0]
+    assert signed["format"] == "SignedData" and signed["value"].startswith("OCMF|")
+    assert signed["context"] == "Transaction.End"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"version": "1.6", "event_order": "reversed"}, {"version": "2.0.1", "event_order": "later"}],
+)
+def test_options_refuse_an_order_the_version_cannot_have(options):
+    with pytest.raises(ValueError):
+        SimulatorOptions(cbid="CP-1", **options)

@@ -9,6 +9,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from simulator import (
+    EVENT_ORDERS,
     HandshakeRefused,
     SimulatorFailed,
     SimulatorOptions,
@@ -49,6 +50,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--duration", type=float, help="seconds to run, then stop (default: until Ctrl-C)"
         )
+        parser.add_argument(
+            "--event-order",
+            choices=EVENT_ORDERS,
+            default="live",
+            help="2.0.1: send a transaction's events as they happen (live), or hold them and "
+            "send them when it ends: in order (queued), reversed or shuffled",
+        )
+        parser.add_argument("--seed", type=int, help="random seed of --event-order shuffled")
+        parser.add_argument(
+            "--resend",
+            action="store_true",
+            help="send every transaction message twice, as a charger that lost the answer",
+        )
+        parser.add_argument(
+            "--signed",
+            action="store_true",
+            help="send the energy register also as signed meter values (simulated OCMF)",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -63,6 +82,10 @@ class Command(BaseCommand):
                 id_tag=options["id_tag"],
                 meter_interval=options["meter_interval"],
                 duration=options["duration"],
+                event_order=options["event_order"],
+                seed=options["seed"],
+                resend=options["resend"],
+                signed=options["signed"],
             )
         except ValueError as exc:
             raise CommandError(str(exc))
