@@ -17,9 +17,13 @@ module per concern:
 - `command_outcomes`: handlers that run when a command's result arrives, per kind.
 - `notify`: reaching the consumer that holds a charger's socket (the channel layer).
 - `id_tags`: whether a token may charge at a station.
-- `charging`: connector status and meter values, written in batches (the group commit).
+- `charging`: connector status (and the 1.6 status history) and meter values, written in
+  batches (the group commit).
+- `meter_values`: one rule for what a sample means (defaults, units, the energy register).
 - `transactions`: OCPP 1.6 StartTransaction / StopTransaction.
-- `transaction_events`: OCPP 2.x TransactionEvent.
+- `transaction_events`: OCPP 2.x TransactionEvent, merged whatever the arrival order.
+- `charging_sessions`: what every session goes through: settling, superseding, flags, history.
+- `transaction_timeline`: selectors: a session's timeline, energy so far, signed values.
 - `device_model`: what a charger reports of its configuration (1.6 keys, 2.x variables).
 - `station_log`: the OCPP message log of a station, as the log page reads it.
 """
