@@ -10,13 +10,20 @@ DAPHNE_FLAGS ?= --websocket_timeout -1 --websocket_connect_timeout 60 --ping-int
 # Tests run with production-like settings, minus HTTPS redirects.
 TEST_ENV := SECRET_KEY=test-only-secret DEBUG=0 SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
 
-.PHONY: install test-deps run migrate test unit e2e lint fmt migrations-check bench-smoke clean
+.PHONY: install install-dev test-deps run migrate test unit e2e lint fmt migrations-check bench-smoke clean
 
+# Serving needs only requirements.txt; tests, lint and the benchmark add requirements-dev.txt.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
@@ -40,23 +47,23 @@ run: migrate
 	@# -e with a backlog of 4096, not -b/-p: Twisted's default of 50 is short for a fleet reconnecting.
 	DEBUG=1 $(BIN)/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 $(DAPHNE_FLAGS) virta.asgi:application
 
-unit: install
+unit: install-dev
 	$(TEST_ENV) $(BIN)/pytest -m "not e2e"
 
-e2e: install test-deps
+e2e: install-dev test-deps
 	$(TEST_ENV) $(BIN)/pytest -m e2e; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test: unit e2e
 
 # A 100-charger, few-second run of bench/ (the full runs: bench/README.md).
-bench-smoke: install
+bench-smoke: install-dev
 	$(TEST_ENV) $(BIN)/pytest -m e2e tests/e2e/test_bench_smoke.py
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-fmt: install
+fmt: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
