@@ -1,9 +1,10 @@
-"""Running the server needs requirements.txt only."""
+"""Running the server needs requirements.txt only, and says nothing alarming at start."""
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -95,3 +96,18 @@ def test_test_targets_install_the_dev_requirements():
     ).stdout
 
     assert re.search(r"pip install .*-r requirements-dev\.txt", plan)
+
+
+@pytest.mark.skipif(
+    (PROJECT_DIR / ".env").exists(), reason="this checkout has a .env file: nothing to show"
+)
+def test_a_missing_env_file_is_not_reported_at_start():
+    # Daphne configures logging at INFO before it loads the settings: do the same.
+    code = "import logging; logging.basicConfig(level=logging.INFO);import django; django.setup()"
+    env = os.environ | {"DJANGO_SETTINGS_MODULE": "virta.settings", "DEBUG": "1"}
+    started = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+
+    assert started.returncode == 0, started.stderr
+    assert "not found" not in started.stderr

@@ -10,8 +10,10 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# A .env file beside manage.py is read when present; real environment variables win.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A .env file beside manage.py is read when present; real environment variables win. It is
+# optional: without the check, django-environ logs a "not found … check this" line.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
