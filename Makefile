@@ -42,8 +42,9 @@ migrate: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
 
 run: migrate
-	@# Nothing is connected before daphne starts: clear what a previous run left "online".
-	DEBUG=1 $(PY) manage.py sweep_stale_connections --older-than 0
+	@# Clear what a previous run left "online", but not the stations another server on this
+	@# database holds (its liveness refresh keeps their last_seen recent).
+	DEBUG=1 $(PY) manage.py sweep_stale_connections --unheld
 	@# -e with a backlog of 4096, not -b/-p: Twisted's default of 50 is short for a fleet reconnecting.
 	DEBUG=1 $(BIN)/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 $(DAPHNE_FLAGS) virta.asgi:application
 

@@ -25,6 +25,18 @@ def stale_cutoff(now: datetime | None = None) -> datetime:
     return now - timedelta(seconds=interval * settings.OCPP_LIVENESS_STALE_AFTER)
 
 
+def unheld_cutoff(now: datetime | None = None) -> datetime:
+    """Stations "connected" but not seen since this moment are held by no live process.
+
+    Every live process refreshes `last_seen` of the stations it holds each
+    OCPP_LIVENESS_INTERVAL; half an interval more allows for a slow round. A station
+    swept by mistake (its process was late) is brought back by that process's next
+    refresh (`station_liveness_refresh`).
+    """
+    now = now or timezone.now()
+    return now - timedelta(seconds=settings.OCPP_LIVENESS_INTERVAL * 1.5)
+
+
 def station_liveness_refresh(*, live: dict[int, str], as_of: datetime | None = None) -> None:
     """A process still holds these stations (id → channel name): they are alive.
 

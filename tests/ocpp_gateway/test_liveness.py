@@ -132,3 +132,22 @@ def test_a_refresh_does_not_revive_a_station_that_disconnected_after_the_snapsho
     liveness_service.station_liveness_refresh(live={station.pk: "old!1"}, as_of=as_of)
     station.refresh_from_db()
     assert (station.connected, station.channel_name) == (False, "")
+
+
+def test_at_start_up_only_stations_no_live_process_holds_are_swept(settings):
+    settings.OCPP_LIVENESS_INTERVAL = 60
+    now = timezone.now()
+    # Another server on this database refreshed it 50 s ago: within its interval.
+    make_station(
+        "CP-HELD", connected=True, channel_name="x!1", last_seen=now - timedelta(seconds=50)
+    )
+    # A previous run left it "online" and nobody refreshed it for 100 s.
+    make_station(
+        "CP-LEFT", connected=True, channel_name="x!2", last_seen=now - timedelta(seconds=100)
+    )
+    out = StringIO()
+
+    call_command("sweep_stale_connections", "--unheld", stdout=out)
+
+    assert "Marked 1 stale" in out.getvalue()
+    assert set(Station.objects.online().values_list("cbid", flat=True)) == {"CP-HELD"}
