@@ -2,7 +2,9 @@
 
 Public, read-only: the stations customers may see (`Station.objects.visible()`), for
 customer apps and maps. They carry what a driver needs (place, connectors, availability)
-and nothing internal: no CBID, no charger details, no CPO staff data.
+and nothing internal: no CBID, no charger details, no CPO staff data, no database ids (a
+station is named by its random `public_id`). Any site may read them from a browser
+(CORS: `Access-Control-Allow-Origin: *`, preflight answered); no cookie is ever used.
 
 For logged-in staff (session + CSRF, like the panel): a station's commands, so that a
 command requested over HTTP in any process reaches the charger wherever it is connected.
@@ -11,11 +13,15 @@ command requested over HTTP in any process reaches the charger wherever it is co
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import datetime
+from functools import wraps
+from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -41,7 +47,7 @@ AVAILABILITY = {
 }
 STATION_DOWN = {"Faulted", "Unavailable"}  # a 1.6 connector-0 status covers every connector
 PUBLIC_STATION_FIELDS = (
-    "id",
+    "public_id",
     "name",
     "street",
     "postal_code",
@@ -52,6 +58,40 @@ PUBLIC_STATION_FIELDS = (
     "connected",
     "status",
 )
+
+
+# What a browser on another site may do with the public endpoints (CORS).
+CORS_ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+CORS_MAX_AGE = 86400
+HEADER_LIST = re.compile(r"^[A-Za-z0-9-]+(\s*,\s*[A-Za-z0-9-]+)*$")
+
+
+def public_read(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """GET and HEAD for any site: CORS headers on every answer, the preflight answered.
+
+    No credentials: the answers are the same for everyone, so `*` is right and a
+    browser sends no cookie. Other methods get 405.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = CORS_ALLOWED_METHODS
+            requested = request.headers.get("Access-Control-Request-Headers", "").strip()
+            if HEADER_LIST.match(requested):
+                # Read-only and cookie-less: whatever plain headers a client library adds.
+                response["Access-Control-Allow-Headers"] = requested
+            response["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
+            response["Vary"] = "Access-Control-Request-Headers"
+        elif request.method in ("GET", "HEAD"):
+            response = view(request, *args, **kwargs)
+        else:
+            response = HttpResponseNotAllowed(["GET", "HEAD", "OPTIONS"])
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    return wrapper
 
 
 def _public_stations():
@@ -82,7 +122,7 @@ def availability(station: Station, connector: Connector) -> str:
 
 def _station_json(station: Station) -> dict:
     return {
-        "id": station.pk,
+        "id": str(station.public_id),
         "name": station.name,
         "address": {
             "street": station.street,
@@ -112,7 +152,7 @@ def _station_json(station: Station) -> dict:
     }
 
 
-@require_GET
+@public_read
 def station_list(request: HttpRequest) -> JsonResponse:
     """GET /api/stations/?page=N: visible stations, PAGE_SIZE per page (two queries)."""
     try:
@@ -120,23 +160,26 @@ def station_list(request: HttpRequest) -> JsonResponse:
     except ValueError:
         return JsonResponse({"error": "page must be a positive integer"}, status=400)
     start = (page - 1) * PAGE_SIZE
-    # One more than a page tells whether there is a next one, without a COUNT query.
+    # One more than a page tells whether there is a next one, without a COUNT query. By
+    # the database id: a stable order that the answer does not show.
     stations = list(_public_stations().order_by("id")[start : start + PAGE_SIZE + 1])
     has_next = len(stations) > PAGE_SIZE
+    # Absolute: a map on another site would resolve a bare path against its own.
+    next_url = request.build_absolute_uri(f"{request.path}?page={page + 1}")
     response = JsonResponse(
         {
             "stations": [_station_json(s) for s in stations[:PAGE_SIZE]],
-            "next": f"{request.path}?page={page + 1}" if has_next else None,
+            "next": next_url if has_next else None,
         }
     )
     response["Cache-Control"] = "public, max-age=30"
     return response
 
 
-@require_GET
-def station_detail(request: HttpRequest, pk: int) -> JsonResponse:
-    """GET /api/stations/<id>/: one visible station; 404 for any other."""
-    station = _public_stations().filter(pk=pk).first()
+@public_read
+def station_detail(request: HttpRequest, public_id: UUID) -> JsonResponse:
+    """GET /api/stations/<public id>/: one visible station; 404 for any other."""
+    station = _public_stations().filter(public_id=public_id).first()
     if station is None:
         return JsonResponse({"error": "not found"}, status=404)
     response = JsonResponse(_station_json(station))

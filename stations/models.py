@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -81,6 +82,9 @@ class Station(models.Model):
         verbose_name="CPO",
     )
     name = models.CharField(max_length=100, blank=True)
+    # The station's identity outside the panel (the public JSON API): random, so it tells
+    # neither the CBID nor how many stations there are.
+    public_id = models.UUIDField("public ID", default=uuid.uuid4, unique=True, editable=False)
 
     # What the charger told at boot. Generous lengths: real firmware sends over-long strings.
     vendor = models.CharField(max_length=255, blank=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.test import Client
@@ -67,8 +68,8 @@ def test_another_cpo_station_page_is_the_very_404_of_a_missing_one(client, carol
 
 
 def test_the_public_api_answers_a_hidden_station_like_a_missing_one(client, station_a):
-    theirs = client.get(reverse("api:station_detail", args=[station_a.pk]))
-    nothing = client.get(reverse("api:station_detail", args=[MISSING_ID]))
+    theirs = client.get(reverse("api:station_detail", args=[station_a.public_id]))
+    nothing = client.get(reverse("api:station_detail", args=[uuid.uuid4()]))
 
     assert theirs.status_code == nothing.status_code == 404
     assert theirs.content == nothing.content
@@ -80,7 +81,7 @@ def test_the_public_api_never_shows_a_cbid(client, station_a):
     station_a.save()
 
     listing = client.get(reverse("api:station_list"))
-    detail = client.get(reverse("api:station_detail", args=[station_a.pk]))
+    detail = client.get(reverse("api:station_detail", args=[station_a.public_id]))
 
     assert detail.status_code == 200
     assert json.loads(listing.content)["stations"], "the station should be listed"

@@ -12,6 +12,8 @@ one that is not makes the walk fail, so nobody adds a URL without deciding its s
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.apps import apps
 from django.test import Client
@@ -40,6 +42,7 @@ UNSCOPED = {
 }
 # Parameter values: CPO A's objects, and ids that name nothing.
 MISSING_ID = 987654321
+MISSING_PUBLIC_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
 A_SECRETS = (A_CBID, A_NAME, "CPO A")
 # A viewer's POST to these is his own business, not a write to CPO data.
 PERSONAL = {"login", "logout", "password_change"}
@@ -47,12 +50,22 @@ PERSONAL = {"login", "logout", "password_change"}
 
 @pytest.fixture
 def cpo_a_values(station_a, command_a, transaction_a) -> dict:
-    return {"pk": station_a.pk, "command_pk": command_a.pk, "transaction_pk": transaction_a.pk}
+    return {
+        "pk": station_a.pk,
+        "command_pk": command_a.pk,
+        "transaction_pk": transaction_a.pk,
+        "public_id": station_a.public_id,
+    }
 
 
 @pytest.fixture
 def missing_values() -> dict:
-    return {"pk": MISSING_ID, "command_pk": MISSING_ID, "transaction_pk": MISSING_ID}
+    return {
+        "pk": MISSING_ID,
+        "command_pk": MISSING_ID,
+        "transaction_pk": MISSING_ID,
+        "public_id": MISSING_PUBLIC_ID,
+    }
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -53,7 +54,7 @@ def test_list_shows_visible_stations_with_place_and_connectors(client, cpo_a):
     assert data["next"] is None
     assert data["stations"] == [
         {
-            "id": station.pk,
+            "id": str(station.public_id),
             "name": "Harbour",
             "address": {
                 "street": "Satamakatu 1",
@@ -91,14 +92,14 @@ def test_hidden_and_pool_stations_are_not_listed(client, cpo_a):
 
     ids = [s["id"] for s in client.get("/api/stations/").json()["stations"]]
 
-    assert ids == [shown.pk]
+    assert ids == [str(shown.public_id)]
 
 
 def test_response_carries_no_cbid_nor_internal_details(client, cpo_a):
     station = visible_station("CBID-MUST-NOT-LEAK", cpo_a, name="Harbour")
 
     listing = client.get("/api/stations/").content.decode()
-    detail = client.get(f"/api/stations/{station.pk}/").content.decode()
+    detail = client.get(f"/api/stations/{station.public_id}/").content.decode()
 
     for body in (listing, detail):
         assert "CBID-MUST-NOT-LEAK" not in body
@@ -127,7 +128,7 @@ def test_list_is_paginated(client, cpo_a, monkeypatch):
     second = client.get(first["next"]).json()
 
     assert len(first["stations"]) == 2
-    assert first["next"] == "/api/stations/?page=2"
+    assert first["next"] == "http://testserver/api/stations/?page=2"
     assert len(second["stations"]) == 1 and second["next"] is None
     assert client.get("/api/stations/?page=x").status_code == 400
 
@@ -155,20 +156,82 @@ def test_availability_follows_status(
     )
     Connector.objects.create(station=station, connector_id=1, status=connector_status)
 
-    data = client.get(f"/api/stations/{station.pk}/").json()
+    data = client.get(f"/api/stations/{station.public_id}/").json()
 
     assert data["connectors"][0]["availability"] == expected
 
 
 def test_detail_of_a_hidden_station_is_404(client, cpo_a):
     station = make_station("CP-HID", cpo=cpo_a, visible=False, **PLACE)
-    assert client.get(f"/api/stations/{station.pk}/").status_code == 404
+    assert client.get(f"/api/stations/{station.public_id}/").status_code == 404
 
 
 def test_public_api_is_read_only(client, cpo_a):
     station = visible_station("CP-RO", cpo_a)
     assert client.post("/api/stations/").status_code == 405
-    assert client.delete(f"/api/stations/{station.pk}/").status_code == 405
+    assert client.delete(f"/api/stations/{station.public_id}/").status_code == 405
+
+
+def test_stations_are_named_by_a_random_public_id_not_the_database_id(client, cpo_a):
+    first, second = visible_station("CP-ID-1", cpo_a), visible_station("CP-ID-2", cpo_a)
+
+    listed = [s["id"] for s in client.get("/api/stations/").json()["stations"]]
+
+    assert listed == [str(first.public_id), str(second.public_id)]
+    assert all(uuid.UUID(public_id).version == 4 for public_id in listed)
+    assert client.get(f"/api/stations/{first.public_id}/").json()["id"] == listed[0]
+    # The database id names nothing there.
+    assert client.get(f"/api/stations/{first.pk}/").status_code == 404
+    assert client.get(f"/api/stations/{uuid.uuid4()}/").status_code == 404
+
+
+def test_another_site_may_read_the_public_api(client, cpo_a):
+    station = visible_station("CP-CORS", cpo_a)
+    origin = {"HTTP_ORIGIN": "https://map.example.org"}
+
+    for url in ("/api/stations/", f"/api/stations/{station.public_id}/"):
+        response = client.get(url, **origin)
+        assert response.status_code == 200
+        assert response["Access-Control-Allow-Origin"] == "*"
+        assert "Access-Control-Allow-Credentials" not in response
+    missing = client.get(f"/api/stations/{uuid.uuid4()}/", **origin)
+    assert (missing.status_code, missing["Access-Control-Allow-Origin"]) == (404, "*")
+
+
+def test_the_cors_preflight_is_answered(client, cpo_a):
+    response = client.options(
+        "/api/stations/",
+        HTTP_ORIGIN="https://map.example.org",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="x-requested-with, accept",
+    )
+
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert response["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
+    assert response["Access-Control-Allow-Headers"] == "x-requested-with, accept"
+    assert int(response["Access-Control-Max-Age"]) > 0
+
+
+def test_a_malformed_preflight_header_list_is_not_echoed(client):
+    response = client.options(
+        "/api/stations/",
+        HTTP_ORIGIN="https://map.example.org",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="x-ok\r\nSet-Cookie: a=b",
+    )
+
+    assert response.status_code == 204
+    assert "Access-Control-Allow-Headers" not in response
+
+
+def test_the_staff_api_sends_no_cors_headers(client, alice, cpo_a):
+    station = make_station("CP-STAFF", cpo=cpo_a)
+    client.force_login(alice)
+
+    response = client.get(f"/api/stations/{station.pk}/commands/", HTTP_ORIGIN="https://x.org")
+
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response
 
 
 # ---- commands ---------------------------------------------------------------------------
