@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
 
 from cpo.models import Membership
 from ocpp_gateway.refusals import refusal_log
@@ -82,3 +83,22 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_from_the_source():
+    """Serve static files straight from static/ and the apps, as with DEBUG.
+
+    The suite runs with DEBUG=0, where STATIC_MANIFEST defaults to on: pages would need a
+    `collectstatic` run first. Production serving (hashed names, compression, caching)
+    has its own test through daphne (tests/e2e/test_static_files.py).
+    """
+    with override_settings(
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        WHITENOISE_USE_FINDERS=True,
+        WHITENOISE_AUTOREFRESH=True,
+    ):
+        yield

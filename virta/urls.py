@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.contrib.staticfiles.views import serve as staticfiles_serve
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 from cpo.views import ThrottledLoginView
 
@@ -21,11 +20,5 @@ urlpatterns = [
     ),
     path("api/", include("stations.api_urls")),
     path("", include("stations.urls")),
-    # The project serves its own (few, small) static files, with or without DEBUG: daphne
-    # has no static handler and the panel must look right behind a plain TLS proxy too.
-    re_path(
-        r"^static/(?P<path>.*)$",
-        staticfiles_serve,
-        {"insecure": True},
-    ),
+    # Static files are WhiteNoise's (a middleware: see settings.py).
 ]

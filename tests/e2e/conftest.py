@@ -48,6 +48,9 @@ def server_environment(**extra: str) -> dict[str, str]:
         "CSRF_COOKIE_SECURE": "0",
         # The log and last_seen reach the database quickly, so tests can check them.
         "OCPP_LOG_FLUSH_INTERVAL": "0.05",
+        # Static files from static/, no collectstatic (tests/e2e/test_static_files.py
+        # collects and serves them as production does).
+        "STATIC_MANIFEST": "0",
     }
     # The server keeps Django's async-safety checks, whatever the browser tests allow here.
     env["DJANGO_ALLOW_ASYNC_UNSAFE"] = ""
