@@ -5,17 +5,24 @@ change that rolls back leaves no line. Logins, failed logins and logouts come fr
 Django's auth signals (so the panel, Django admin and any later login path are covered);
 password changes from the user model's post_save (the panel's form, admin and
 `changepassword` alike). The receivers are connected in `cpo.apps.CpoConfig.ready`.
+
+"From where": a line written while the panel serves a request carries the client's
+address, whichever service wrote it: `AuditRequestMiddleware` keeps the request at hand
+for the duration (a context variable, so concurrent requests never mix).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from cpo.models import AuditEvent, Cpo
 
@@ -24,6 +31,38 @@ logger = logging.getLogger(__name__)
 Action = AuditEvent.Action
 TARGET_LIMIT = AuditEvent._meta.get_field("target").max_length
 USERNAME_LIMIT = AuditEvent._meta.get_field("username").max_length
+
+# The panel request being served, for lines whose writer was not handed it.
+_current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+
+
+class AuditRequestMiddleware:
+    """Keep the request at hand while it is served: its audit lines say where from."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._async:
+            return self._acall(request)
+        token = _current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _current_request.reset(token)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        token = _current_request.set(request)
+        try:
+            return await self.get_response(request)
+        finally:
+            _current_request.reset(token)
 
 
 def client_address(request: HttpRequest | None) -> str | None:
@@ -59,7 +98,8 @@ def audit_record(
 
     `user` None (or anonymous) means the system, or someone not logged in: then `username`
     says who they claimed to be (a failed login). `cpo` may be a Cpo or its id, so callers
-    holding only `station.cpo_id` need no query. `request` gives the client address.
+    holding only `station.cpo_id` need no query. `request` gives the client address;
+    without it, the panel request being served (AuditRequestMiddleware), if any.
     """
     if action not in Action.values:
         raise ValueError(f"unknown audit action {action!r}")
@@ -74,7 +114,7 @@ def audit_record(
         cpo_id=cpo.pk if isinstance(cpo, Cpo) else cpo,
         target=str(target)[:TARGET_LIMIT],
         details=details or {},
-        remote_addr=client_address(request),
+        remote_addr=client_address(request or _current_request.get()),
     )
 
 

@@ -109,6 +109,27 @@ def test_claiming_a_station_in_the_panel_is_recorded(client, alice, cpo_a):
     assert assigned.details == {"from": None, "to": "CPO A", "source": "panel"}
 
 
+def test_a_panel_change_records_where_it_came_from(client, alice, cpo_a):
+    make_station("CP-POOL-2")
+    client.force_login(alice)
+
+    client.post(
+        reverse("stations:add"),
+        {"protocol": "ocpp", "cbid": "CP-POOL-2", "cpo": cpo_a.pk},
+        REMOTE_ADDR="198.51.100.23",
+    )
+
+    # The claiming service is not handed the request: the middleware keeps it at hand.
+    assert _only(Action.STATION_CLAIMED).remote_addr == "198.51.100.23"
+    assert _only(Action.STATION_ASSIGNED).remote_addr == "198.51.100.23"
+
+
+def test_a_line_written_outside_any_request_has_no_address(alice, cpo_a):
+    station_assign(station=make_station("CP-POOL-4"), cpo=cpo_a, by=None, source="cli")
+
+    assert _only(Action.STATION_ASSIGNED).remote_addr is None
+
+
 def test_registering_an_ensto_station_is_recorded_as_a_claim(client, alice, cpo_a):
     client.force_login(alice)
 
