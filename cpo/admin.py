@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from cpo.models import AuditEvent, Cpo, Membership
+from cpo.throttle import login_locked_for, login_unlock
 from cpo.views import ThrottledAdminAuthenticationForm
 
 # The admin's login page is a password prompt too: the same brute-force protection.
@@ -80,3 +85,38 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+User = get_user_model()
+
+
+class PanelUserAdmin(UserAdmin):
+    """Django's user admin, plus the panel's login lock: see it, lift it."""
+
+    list_display = (*UserAdmin.list_display, "login_locked")
+    actions = ("unlock_logins",)
+
+    @admin.display(description=gettext_lazy("login locked"), boolean=True)
+    def login_locked(self, user) -> bool:
+        return bool(login_locked_for(username=user.get_username(), request=None))
+
+    @admin.action(description=gettext_lazy("Unlock panel logins"), permissions=["unlock"])
+    def unlock_logins(self, request, queryset) -> None:
+        unlocked = [
+            user.get_username()
+            for user in queryset
+            if login_unlock(username=user.get_username(), by=request.user)
+        ]
+        if unlocked:
+            text = _("Unlocked: %(users)s.") % {"users": ", ".join(unlocked)}
+            self.message_user(request, text, messages.SUCCESS)
+        else:
+            self.message_user(request, _("None of them was locked."), messages.INFO)
+
+    def has_unlock_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, PanelUserAdmin)

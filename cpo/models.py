@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class CpoQuerySet(models.QuerySet):
@@ -96,6 +97,7 @@ class AuditEvent(models.Model):
         STATION_SETTINGS_CHANGED = "station_settings_changed", "Station settings changed"
         COMMAND_REQUESTED = "command_requested", "Command requested"
         STATION_PASSWORD_ISSUED = "station_password_issued", "Charger password issued"
+        LOGIN_UNLOCKED = "login_unlocked", _("Logins unlocked")
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(

@@ -17,14 +17,17 @@ an error: locking every operator out of the panel during an outage would be wors
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from cpo.audit import Action, audit_record, client_address
 
@@ -86,15 +89,22 @@ def login_locked_for(*, username: str, request: HttpRequest | None) -> int:
     return max([math.ceil(r) for r in remaining if r > 0], default=0)
 
 
-def login_failure_record(*, username: str, request: HttpRequest | None) -> None:
-    """Count one failed login; lock the username or address that reaches its limit."""
+def login_failure_record(*, username: str, request: HttpRequest | None) -> int | None:
+    """Count one failed login; lock the username or address that reaches its limit.
+
+    Returns how many more failures the closer of the two limits allows before logins are
+    locked (0: locked now), or None when nothing is counted (no limit, cache away).
+    """
     window = settings.LOGIN_LOCKOUT_SECONDS
+    left: int | None = None
     for subject in _subjects(username=username, request=request):
         try:
             failures = _count(subject, window)
         except Exception:
             logger.exception("Login throttle: cache unreachable, %r not counted", username)
-            return
+            return None
+        remaining = max(subject.limit - failures, 0)
+        left = remaining if left is None else min(left, remaining)
         if failures < subject.limit:
             continue
         logger.warning(
@@ -111,6 +121,7 @@ def login_failure_record(*, username: str, request: HttpRequest | None) -> None:
             details={"failures": failures, "seconds": window},
             request=request,
         )
+    return left
 
 
 def _count(subject: Subject, window: int) -> int:
@@ -136,6 +147,54 @@ def login_success_record(*, username: str) -> None:
         logger.exception("Login throttle: cache unreachable, count of %r not cleared", username)
 
 
+def login_unlock(
+    *, username: str = "", address: str = "", by: AbstractBaseUser | None = None
+) -> bool:
+    """Lift the lock (and forget the failures) of a username and/or a client address.
+
+    For a superuser helping someone locked out (Django admin's action, `manage.py
+    unlock_login`; `by`: who, None for the command line). Writes an audit line. Returns
+    whether one of them was locked. Raises ValueError for an address that is not an IP
+    address; the cache's own errors propagate (an unlock that did not happen must say so).
+    """
+    subjects = []
+    if username:
+        subjects.append(Subject("user", username.casefold(), settings.LOGIN_MAX_FAILURES))
+    if address:
+        address = str(ipaddress.ip_address(address.strip()))
+        subjects.append(Subject("addr", address, settings.LOGIN_MAX_FAILURES_PER_ADDRESS))
+    if not subjects:
+        return False
+    locks = cache.get_many([s.lock_key for s in subjects])
+    now = time.time()
+    was_locked = any(isinstance(u, int | float) and u > now for u in locks.values())
+    cache.delete_many([key for s in subjects for key in (s.lock_key, s.failures_key)])
+    audit_record(
+        action=Action.LOGIN_UNLOCKED,
+        user=by,
+        target=username or address,
+        details={"username": username, "address": address, "was_locked": was_locked},
+    )
+    return was_locked
+
+
+def login_counters_shared() -> bool:
+    """Whether another process (a management command) sees the servers' counters."""
+    return "locmem" not in settings.CACHES["default"]["BACKEND"].lower()
+
+
 def locked_message(seconds: int) -> str:
     minutes = max(1, math.ceil(seconds / 60))
     return LOCKED_MESSAGE.format(minutes=minutes, s="" if minutes == 1 else "s")
+
+
+def last_attempt_message() -> str:
+    """Said after the failure that leaves a single attempt before the lock."""
+    minutes = max(1, math.ceil(settings.LOGIN_LOCKOUT_SECONDS / 60))
+    return ngettext(
+        "One more failed login will lock logins for this account (or from your address) "
+        "for %(minutes)d minute.",
+        "One more failed login will lock logins for this account (or from your address) "
+        "for %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}

@@ -10,6 +10,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpResponse
 
 from cpo.throttle import (
+    last_attempt_message,
     locked_message,
     login_failure_record,
     login_locked_for,
@@ -30,11 +31,15 @@ class ThrottledLoginMixin(forms.Form):
             raise ValidationError(locked_message(seconds), code="locked")
         try:
             cleaned = super().clean()
-        except ValidationError:
+        except ValidationError as refused:
             # Only wrong credentials count: a right password refused for another reason
             # (e.g. not staff, at the admin's login) is no guess.
             if self.user_cache is None and username:
-                login_failure_record(username=username, request=self.request)
+                left = login_failure_record(username=username, request=self.request)
+                if left == 1:
+                    # Warn before the lock, not after: the person may stop and reset.
+                    warning = ValidationError(last_attempt_message(), code="last_attempt")
+                    raise ValidationError([*refused.error_list, warning])
             raise
         if self.user_cache is not None:
             login_success_record(username=username)

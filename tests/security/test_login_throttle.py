@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -250,3 +251,153 @@ def test_with_the_cache_down_logins_go_on_unthrottled_and_say_so(client, alice, 
 
     assert response.status_code == 302
     assert "Login throttle: cache unreachable" in caplog.text
+
+
+# ---- the last attempt's warning, unlocking ------------------------------------------------
+
+WARNING = "One more failed login will lock logins"
+
+
+def test_the_form_warns_on_the_last_attempt_before_the_lock(client, alice):
+    for _ in range(3):
+        assert WARNING not in _login(client, "alice", "wrong-password").content.decode()
+
+    fourth = _login(client, "alice", "wrong-password").content.decode()
+
+    assert WARNING in fourth and "for 15 minutes" in fourth
+    assert "Please enter a correct username and password" in fourth
+    fifth = _login(client, "alice", "wrong-password")
+    assert fifth.status_code == 200 and WARNING not in fifth.content.decode()
+    assert _login(client, "alice", PASSWORD).status_code == 429
+
+
+def test_the_warning_heeds_the_address_limit_too(client, settings):
+    settings.LOGIN_MAX_FAILURES_PER_ADDRESS = 3
+    first = _login(client, "ann", "wrong-password", REMOTE_ADDR="203.0.113.8")
+    second = _login(client, "ben", "wrong-password", REMOTE_ADDR="203.0.113.8")
+
+    assert WARNING not in first.content.decode()
+    assert WARNING in second.content.decode()
+
+
+def _lock(client: Client, username: str) -> None:
+    _fail(client, username, 5)
+    assert _login(client, username, PASSWORD).status_code == 429
+
+
+def test_a_superuser_unlocks_a_user_in_django_admin(client, alice, root):
+    _lock(Client(), "alice")
+    client.force_login(root)
+    changelist = reverse("admin:auth_user_changelist")
+    assert "login locked" in client.get(changelist).content.decode().lower()
+
+    response = client.post(
+        changelist, {"action": "unlock_logins", "_selected_action": [alice.pk]}, follow=True
+    )
+
+    assert "Unlocked: alice." in response.content.decode()
+    assert _login(Client(), "alice", PASSWORD).status_code == 302
+    line = AuditEvent.objects.get(action=AuditEvent.Action.LOGIN_UNLOCKED)
+    assert (line.username, line.target) == ("root", "alice")
+    assert line.details["was_locked"] is True
+
+
+def test_staff_who_are_not_superusers_cannot_unlock(client, alice):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import make_user
+
+    staff = make_user("staffer")
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.set(Permission.objects.filter(content_type__model="user"))
+    client.force_login(staff)
+
+    response = client.get(reverse("admin:auth_user_changelist"))
+
+    assert response.status_code == 200
+    assert "unlock_logins" not in response.content.decode()
+
+
+@pytest.fixture
+def shared_counters(monkeypatch):
+    """The command's process and the test's share the (memory) cache: as with Redis."""
+    from cpo.management.commands import unlock_login
+
+    monkeypatch.setattr(unlock_login, "login_counters_shared", lambda: True)
+
+
+def test_manage_py_unlock_login_unlocks_a_user(alice, shared_counters):
+    from django.core.management import call_command
+
+    _lock(Client(), "alice")
+    out = io.StringIO()
+
+    call_command("unlock_login", "alice", stdout=out)
+
+    assert "Logins for alice unlocked (was locked)." in out.getvalue()
+    assert _login(Client(), "alice", PASSWORD).status_code == 302
+    assert AuditEvent.objects.get(action=AuditEvent.Action.LOGIN_UNLOCKED).username == ""
+
+
+def test_manage_py_unlock_login_unlocks_an_address(settings, shared_counters):
+    from django.core.management import call_command
+
+    settings.LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    for name in ("ann", "ben"):
+        _login(Client(), name, "wrong-password", REMOTE_ADDR="203.0.113.9")
+    assert _login(Client(), "cid", "x", REMOTE_ADDR="203.0.113.9").status_code == 429
+
+    call_command("unlock_login", "--address", "203.0.113.9", stdout=io.StringIO())
+
+    assert _login(Client(), "cid", "x", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [([], "Name a username"), (["--address", "not-an-ip"], "is not an IP address")],
+)
+def test_manage_py_unlock_login_refuses_bad_input(args, error, shared_counters):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=error):
+        call_command("unlock_login", *args)
+
+
+def test_manage_py_unlock_login_says_when_it_cannot_reach_the_counters():
+    from django.core.management import CommandError, call_command
+
+    # The per-process memory cache (no REDIS_URL): the servers' counters are elsewhere.
+    with pytest.raises(CommandError, match="Django admin"):
+        call_command("unlock_login", "alice")
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
+def test_manage_py_unlock_login_lifts_a_lock_the_server_keeps_in_redis(settings, db):
+    """The real thing: the lock in the shared Redis, the command in its own process."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": "virta",  # as settings.py: the command's process uses it
+        }
+    }
+    settings.LOGIN_LOCKOUT_SECONDS = 30  # the keys expire soon whatever happens
+    username = f"locked-{os.getpid()}-{time.time_ns()}"
+    _fail(Client(), username, 5)
+    assert _login(Client(), username, "x").status_code == 429
+
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    environment.update(DJANGO_SETTINGS_MODULE="virta.settings", SECRET_KEY="t")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "unlock_login", username],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "(was locked)" in result.stdout
+    assert _login(Client(), username, "x").status_code == 200
