@@ -97,6 +97,10 @@ class AuditEvent(models.Model):
         STATION_SETTINGS_CHANGED = "station_settings_changed", "Station settings changed"
         COMMAND_REQUESTED = "command_requested", "Command requested"
         STATION_PASSWORD_ISSUED = "station_password_issued", "Charger password issued"
+        MEMBER_INVITED = "member_invited", _("Member invited")
+        INVITATION_ACCEPTED = "invitation_accepted", _("Invitation accepted")
+        MEMBER_ROLE_CHANGED = "member_role_changed", _("Member's role changed")
+        MEMBER_REMOVED = "member_removed", _("Member removed")
         LOGIN_UNLOCKED = "login_unlocked", _("Logins unlocked")
 
     time = models.DateTimeField(default=timezone.now, db_index=True)

@@ -68,6 +68,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cpo.context_processors.team_menu",
             ],
         },
     },
@@ -153,6 +154,31 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # Behind a proxy that appends the client's address to X-Forwarded-For (and cannot be
 # bypassed): count failures per that address, not per the proxy's. Off: REMOTE_ADDR.
 PANEL_TRUST_X_FORWARDED_FOR = env.bool("PANEL_TRUST_X_FORWARDED_FOR", default=False)
+
+# --- E-mail (invitations to the panel) ---------------------------------------------
+# EMAIL_URL in django-environ's form (smtp+tls://user:password@host:587, smtp+ssl://…:465,
+# consolemail://, filemail:///path/to/dir), or the discrete EMAIL_HOST, EMAIL_PORT,
+# EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS / EMAIL_USE_SSL. Neither: messages
+# are printed on the server's console (development).
+if env.str("EMAIL_URL", default=""):
+    for _key, _value in env.email_url("EMAIL_URL").items():
+        if _key.startswith("EMAIL_") and _value not in (None, ""):
+            globals()[_key] = _value
+elif env.str("EMAIL_HOST", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env.str("EMAIL_HOST")
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=not EMAIL_USE_SSL)
+    EMAIL_PORT = env.int("EMAIL_PORT", default=465 if EMAIL_USE_SSL else 587)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Virta CSMS <noreply@localhost>")
+# A mail server that does not answer must not hold a panel request for long.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# How long an invitation's set-password link works (Django's password-reset tokens).
+PASSWORD_RESET_TIMEOUT = env.int("INVITATION_VALID_DAYS", default=3) * 24 * 3600
 
 # --- Cache (login throttle counters) ------------------------------------------
 # The counters must be shared by every process serving the panel: with REDIS_URL, Django's

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
+from cpo.models import Membership
+from cpo.team import invitation_tokens
 from stations.models import Command, Connector, MeterValue, Station, Transaction
-from tests.factories import make_station
+from tests.factories import make_member, make_station, make_user
 
 # Strings only CPO A's data contains: no page or answer for CPO B may show them.
 A_CBID = "ACME-A-7731"
@@ -66,3 +70,26 @@ def transaction_a(station_a) -> Transaction:
         station=station_a, transaction=tx, timestamp=at, value="", signed_data=f"OCMF|{A_CBID}|"
     )
     return tx
+
+
+@pytest.fixture
+def invitee(cpo_a):
+    """Someone invited to CPO A who has not set a password yet (their link still works)."""
+    user = make_user("dave@example.com")
+    user.email = "dave@example.com"
+    user.set_unusable_password()
+    user.save()
+    make_member(user, cpo_a, Membership.Role.VIEWER)
+    return user
+
+
+def invitation_values(user) -> dict:
+    """The invitation link's URL parameters for `user` (valid until they set a password)."""
+    return {
+        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": invitation_tokens.make_token(user),
+    }
+
+
+# The invitation link's parameters when they name nobody.
+NO_INVITATION = {"uidb64": "Zm9v", "token": "bad-token"}

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from cpo.models import Membership
 from tests.factories import make_cpo, make_member
+from tests.security.conftest import invitation_values
 from tests.security.walk import Form, forms_on, project_routes
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +31,21 @@ def _html_pages(client: Client, values: dict) -> dict[str, str]:
 
 
 @pytest.fixture
-def post_forms(client, alice, root, station_a, command_a, transaction_a) -> list[Form]:
+def post_forms(client, alice, root, station_a, command_a, transaction_a, invitee) -> list[Form]:
     """The POST forms of every page as seen by anonymous, alice and a superuser."""
     # A second CPO of alice's: "Change CPO" is offered only when there is somewhere to go.
     make_member(alice, make_cpo("CPO C"), Membership.Role.ADMIN)
-    values = {"pk": station_a.pk, "command_pk": command_a.pk, "transaction_pk": transaction_a.pk}
-    pages = _html_pages(client, values)  # anonymous: the login page
+    values = {
+        "pk": station_a.pk,
+        "command_pk": command_a.pk,
+        "transaction_pk": transaction_a.pk,
+        "public_id": station_a.public_id,
+        "cpo_pk": station_a.cpo_id,
+        "membership_pk": invitee.memberships.get().pk,
+        # A live invitation: anonymous sees its set-password form.
+        **invitation_values(invitee),
+    }
+    pages = _html_pages(client, values)  # anonymous: the login page, the invitation
     for user in (alice, root):
         client.force_login(user)
         pages.update(_html_pages(client, values))
@@ -49,8 +59,10 @@ def post_forms(client, alice, root, station_a, command_a, transaction_a) -> list
     return forms
 
 
-def test_the_walk_finds_the_panel_forms(post_forms, station_a):
+def test_the_walk_finds_the_panel_forms(post_forms, station_a, invitee):
     actions = {form.action.split("#")[0] for form in post_forms}
+    pages = {form.page for form in post_forms}
+    assert any("/set-password/" in page for page in pages), "no invitation form walked"
 
     for expected in (
         reverse("login"),
@@ -60,6 +72,10 @@ def test_the_walk_finds_the_panel_forms(post_forms, station_a):
         reverse("stations:change_cpo", args=[station_a.pk]),
         reverse("stations:settings", args=[station_a.pk]),
         reverse("stations:command", args=[station_a.pk]),
+        reverse("cpo:invite", args=[station_a.cpo_id]),
+        reverse("cpo:member_role", args=[station_a.cpo_id, invitee.memberships.get().pk]),
+        reverse("cpo:member_remove", args=[station_a.cpo_id, invitee.memberships.get().pk]),
+        reverse("cpo:member_resend", args=[station_a.cpo_id, invitee.memberships.get().pk]),
     ):
         assert expected in actions, f"no POST form for {expected} on any page"
 

@@ -22,7 +22,7 @@ from django.urls import reverse
 from cpo.models import AuditEvent, Membership
 from stations.models import OcppMessage
 from tests.factories import make_cpo, make_member, make_station
-from tests.security.conftest import A_CBID, A_NAME
+from tests.security.conftest import A_CBID, A_NAME, NO_INVITATION
 from tests.security.walk import forms_on, project_routes
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +39,7 @@ UNSCOPED = {
     "stations:connect": "the backend URL, the same for everyone",
     "stations:attempts": "superusers only (403 for others)",
     "api:station_list": "public: visible stations only, no CBIDs",
+    "cpo:team_index": "cpos_managed_by: the CPOs the user is admin of",
 }
 # Parameter values: CPO A's objects, and ids that name nothing.
 MISSING_ID = 987654321
@@ -49,12 +50,17 @@ PERSONAL = {"login", "logout", "password_change"}
 
 
 @pytest.fixture
-def cpo_a_values(station_a, command_a, transaction_a) -> dict:
+def cpo_a_values(station_a, command_a, transaction_a, bob) -> dict:
     return {
         "pk": station_a.pk,
         "command_pk": command_a.pk,
         "transaction_pk": transaction_a.pk,
         "public_id": station_a.public_id,
+        "cpo_pk": station_a.cpo_id,
+        "membership_pk": bob.memberships.get().pk,
+        # The invitation link is a bearer token, not a CPO's object: whoever holds a live
+        # one may use it (tests/cpo/test_team.py). Here it names nobody.
+        **NO_INVITATION,
     }
 
 
@@ -65,6 +71,9 @@ def missing_values() -> dict:
         "command_pk": MISSING_ID,
         "transaction_pk": MISSING_ID,
         "public_id": MISSING_PUBLIC_ID,
+        "cpo_pk": MISSING_ID,
+        "membership_pk": MISSING_ID,
+        **NO_INVITATION,
     }
 
 

@@ -290,8 +290,8 @@ def test_the_list_takes_a_fixed_number_of_queries(
             Connector.objects.create(station=station, connector_id=connector_id, status="Available")
     client.force_login(alice)
 
-    # session, user, count, stations (+ CPO), connectors, "may add?"
-    with django_assert_num_queries(6):
+    # session, user, count, stations (+ CPO), connectors, "may add?", the menu's "Team?"
+    with django_assert_num_queries(7):
         response = client.get(reverse("stations:list"))
 
     assert len(response.context["stations"]) == count

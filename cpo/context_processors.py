@@ -1,0 +1,17 @@
+"""What every panel page needs to know about the user's roles (base.html's menu)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from cpo.team import cpos_managed_by
+
+
+def team_menu(request: HttpRequest) -> dict:
+    # A callable: the template calls it (one query) only where the menu is drawn.
+    user = getattr(request, "user", None)
+
+    def manages_team() -> bool:
+        return user is not None and cpos_managed_by(user).exists()
+
+    return {"manages_team": manages_team}
