@@ -17,12 +17,15 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from cpo.models import AuditEvent, Cpo
 
@@ -147,3 +150,38 @@ def on_user_saved(sender, instance: AbstractBaseUser, created: bool, **kwargs):
     # password validators' hooks: at save time, the one sign that the password changed.
     elif getattr(instance, "_password", None) is not None:
         audit_record(action=Action.PASSWORD_CHANGED, user=instance, target=name)
+
+
+# ---- reading ----------------------------------------------------------------------------
+
+
+def audit_log_for(
+    *,
+    cpo: Cpo,
+    action: str = "",
+    user: str = "",
+    target: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[AuditEvent]:
+    """The CPO's audit lines, newest first, narrowed by the filters given.
+
+    `user` and `target` match a part, whatever its case; `since` and `until` are whole
+    days (inclusive) in the panel's time zone.
+    """
+    events = AuditEvent.objects.filter(cpo=cpo)
+    if action:
+        events = events.filter(action=action)
+    if user:
+        events = events.filter(username__icontains=user)
+    if target:
+        events = events.filter(target__icontains=target)
+    if since:
+        events = events.filter(time__gte=_day_start(since))
+    if until:
+        events = events.filter(time__lt=_day_start(until + timedelta(days=1)))
+    return events.order_by("-time", "-id")
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))

@@ -1,11 +1,11 @@
-"""Forms of the team pages: invite, change a role."""
+"""Forms of the team pages: invite, change a role, filter the audit log."""
 
 from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from cpo.models import Membership
+from cpo.models import AuditEvent, Membership
 
 
 class InviteForm(forms.Form):
@@ -27,3 +27,28 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters; all optional, an invalid one is reported and ignored."""
+
+    action = forms.ChoiceField(
+        label=_("What"),
+        required=False,
+        choices=[("", _("Anything"))] + list(AuditEvent.Action.choices),
+    )
+    user = forms.CharField(label=_("Who"), required=False, max_length=150)
+    target = forms.CharField(label=_("On"), required=False, max_length=200)
+    since = forms.DateField(
+        label=_("Since"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", _("The end date is before the start date."))
+        return cleaned

@@ -23,6 +23,7 @@ urlpatterns = [
         views.member_resend,
         name="member_resend",
     ),
+    path("team/<int:cpo_pk>/audit/", views.audit_log, name="audit_log"),
     # The invitation link: a one-time token, not a CPO's object.
     path(
         "accounts/invitation/<uidb64>/<token>/",

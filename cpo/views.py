@@ -1,5 +1,5 @@
 """Panel login with brute-force protection (cpo.throttle); the CPO's team (members,
-invitations). The rest of login and passwords is Django's auth views.
+invitations) and its audit log. The rest of login and passwords is Django's auth views.
 
 Team pages: another CPO's team is a 404 (`Cpo.objects.for_user`); a member who is not
 the CPO's admin gets 403 (cpo.team holds the rules).
@@ -7,8 +7,12 @@ the CPO's admin gets 403 (cpo.team holds the rules).
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import smtplib
+from datetime import UTC
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -17,14 +21,19 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, PasswordResetConfirmView
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cpo.forms import InviteForm, RoleForm
-from cpo.models import Cpo, Membership
+from cpo.audit import audit_log_for
+from cpo.forms import AuditFilterForm, InviteForm, RoleForm
+from cpo.models import AuditEvent, Cpo, Membership
 from cpo.services import CpoError
 from cpo.team import (
     cpos_managed_by,
@@ -99,6 +108,10 @@ class ThrottledLoginView(LoginView):
 # ---- the CPO's team ---------------------------------------------------------------------
 
 logger = logging.getLogger(__name__)
+
+AUDIT_PER_PAGE = 50
+# An export holds at most this many lines, the newest (narrow the dates for older ones).
+AUDIT_EXPORT_MAX = 100_000
 
 
 def _managed_cpo(request: HttpRequest, cpo_pk: int) -> Cpo:
@@ -264,6 +277,66 @@ def member_remove_view(request: HttpRequest, cpo_pk: int, membership_pk: int) ->
     if is_me and not user_manages_cpo(user=request.user, cpo=cpo):
         return redirect("stations:list")
     return redirect("cpo:team", cpo_pk=cpo.pk)
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest, cpo_pk: int) -> HttpResponse:
+    """The CPO's audit log: who did what, when, from where; filters; CSV export."""
+    cpo = _managed_cpo(request, cpo_pk)
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = audit_log_for(cpo=cpo, **{k: v for k, v in filters.items() if v})
+    if request.GET.get("format") == "csv":
+        return _audit_csv(cpo, events)
+    page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    kept = {k: v for k, v in request.GET.items() if k in form.fields and v}
+    return render(
+        request,
+        "cpo/audit_log.html",
+        {
+            "cpo": cpo,
+            "form": form,
+            "page": page,
+            "events": page.object_list,
+            "filtered": bool(kept),
+            "page_query": urlencode(kept),
+            "csv_query": urlencode({**kept, "format": "csv"}),
+            "export_max": number_format(AUDIT_EXPORT_MAX, force_grouping=True),
+        },
+    )
+
+
+def _csv_cell(value: object) -> str:
+    """A cell a spreadsheet shows as text: no formula from a CBID or a username."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _audit_csv(cpo: Cpo, events) -> HttpResponse:
+    day = timezone.now().strftime("%Y-%m-%d")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-{slugify(cpo.name) or cpo.pk}-{day}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(["time_utc", "user", "action", "action_label", "target", "address", "details"])
+    labels = dict(AuditEvent.Action.choices)
+    for event in events[:AUDIT_EXPORT_MAX].iterator(chunk_size=2000):
+        stamp = event.time.astimezone(UTC).isoformat(timespec="seconds")
+        writer.writerow(
+            _csv_cell(value)
+            for value in (
+                stamp.replace("+00:00", "Z"),
+                event.username,
+                event.action,
+                labels.get(event.action, event.action),
+                event.target,
+                event.remote_addr or "",
+                json.dumps(event.details, ensure_ascii=False, sort_keys=True),
+            )
+        )
+    return response
 
 
 class InvitationAcceptView(PasswordResetConfirmView):

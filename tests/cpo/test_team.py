@@ -365,6 +365,7 @@ def test_services_refuse_who_does_not_manage_the_cpo(bob, carol, cpo_a):
 # (URL name, method, whether it names a member)
 TEAM_URLS = [
     ("cpo:team", "get", False),
+    ("cpo:audit_log", "get", False),
     ("cpo:invite", "post", False),
     ("cpo:member_role", "post", True),
     ("cpo:member_remove", "get", True),

@@ -117,6 +117,7 @@ def test_the_team_pages_fit_the_screen(page: Page, live_server, alice, viewport,
 
     for name, path in [
         ("team", f"/team/{cpo.pk}/"),
+        ("audit", f"/team/{cpo.pk}/audit/"),
         ("member-remove", f"/team/{cpo.pk}/members/{bob.memberships.get().pk}/remove/"),
     ]:
         page.goto(f"{live_server.url}{path}")
