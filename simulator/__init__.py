@@ -13,7 +13,9 @@ ChargePoint classes over `websockets`, like a real charger would:
   at the end in another order, as chargers that were offline or retried do;
 - answers the backend's calls (Reset, TriggerMessage, configuration, availability, unlock,
   remote start/stop, ClearCache, DataTransfer; 2.0.1: GetVariables, SetVariables,
-  GetBaseReport followed by NotifyReport).
+  GetBaseReport followed by NotifyReport);
+- takes a new password from the backend (1.6 AuthorizationKey, 2.x BasicAuthPassword) and
+  logs in with it from its next connection.
 
 `run_simulator()` runs the whole life (reconnecting after a Reset); `open_simulator()` gives
 a connected simulator to drive step by step. `manage.py simulate_charger` wraps the former.

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import websockets
 
+from ocpp_spec.passwords import PASSWORD_MAX, PASSWORD_MIN
+
 logger = logging.getLogger(__name__)
 
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
@@ -401,6 +403,25 @@ class SimulatorBase:
             if key == "MeterValueSampleInterval" and int(value) > 0:
                 self.options.meter_interval = float(value)
         self.state.configuration[key] = value
+        return "Accepted"
+
+    # ---- the Basic-auth password (security profile 1/2) ---------------------------------
+
+    def password_change(self, password: str) -> str:
+        """A new password from the backend (1.6 AuthorizationKey, 2.x BasicAuthPassword).
+
+        Accepted: the next connection logs in with it; this one goes on as it is (the
+        backend keeps the old password valid until it sees this answer). Rejected when it
+        is not 16-40 characters.
+        """
+        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+            self.say(f"  new password refused: {PASSWORD_MIN}-{PASSWORD_MAX} characters expected")
+            return "Rejected"
+        self.options.password = password
+        self.say(
+            "  new password accepted: the next connection logs in with it "
+            f"(to restart this simulator later: --password {password})"
+        )
         return "Accepted"
 
     # ---- version-specific pieces --------------------------------------------------------

@@ -12,6 +12,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
 
+from ocpp_spec.passwords import PASSWORD_KEY_V16
 from ocpp_spec.times import utc_now_iso
 from simulator.base import (
     CHARGING_POWER_W,
@@ -260,6 +261,14 @@ class Simulator16(SimulatorBase, ChargePoint16):
     def on_change_configuration(
         self, key: str, value: str, **kwargs
     ) -> result16.ChangeConfiguration:
+        if key == PASSWORD_KEY_V16:
+            # Write-only, hex-encoded (1.6 security whitepaper): never in GetConfiguration.
+            try:
+                password = bytes.fromhex(value).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                self.say("  new password refused: AuthorizationKey must be hex-encoded")
+                return result16.ChangeConfiguration(status="Rejected")
+            return result16.ChangeConfiguration(status=self.password_change(password))
         return result16.ChangeConfiguration(status=self.configuration_set(key, value))
 
     @on(Action16.change_availability)

@@ -71,6 +71,9 @@ READ_ONLY_201: dict[tuple[str, str], Callable[[SimulatorOptions], str]] = {
     ("ChargingStation", "AvailabilityState"): lambda options: "Available",
 }
 
+# Write-only (2.0.1 A01): set by the backend, never read back, nor in a report.
+PASSWORD_VARIABLE = ("SecurityCtrlr", "BasicAuthPassword")
+
 
 class Simulator201(SimulatorBase, ChargePoint201):
     """An OCPP 2.0.1 charging station: EVSEs 1..N with one connector each."""
@@ -250,6 +253,8 @@ class Simulator201(SimulatorBase, ChargePoint201):
         return reader(self.options) if reader else None
 
     def variable_set(self, component: str, variable: str, value: str) -> str:
+        if (component, variable) == PASSWORD_VARIABLE:
+            return self.password_change(value)
         if (component, variable) in READ_ONLY_201:
             return "Rejected"
         key = VARIABLES_201.get((component, variable))
@@ -260,7 +265,7 @@ class Simulator201(SimulatorBase, ChargePoint201):
 
     def unknown(self, component: str) -> str:
         """UnknownVariable for a component the station has, UnknownComponent otherwise."""
-        known = {name for name, _ in VARIABLES_201} | {name for name, _ in READ_ONLY_201}
+        known = {name for name, _ in [*VARIABLES_201, *READ_ONLY_201, PASSWORD_VARIABLE]}
         return "UnknownVariable" if component in known else "UnknownComponent"
 
     def report_data(self) -> list[dict]:
@@ -344,10 +349,14 @@ class Simulator201(SimulatorBase, ChargePoint201):
         for item in get_variable_data:
             component, variable = item["component"], item["variable"]
             value = self.variable_get(component["name"], variable["name"])
+            if (component["name"], variable["name"]) == PASSWORD_VARIABLE:
+                status = "Rejected"  # write-only
+            elif value is None:
+                status = self.unknown(component["name"])
+            else:
+                status = "Accepted"
             result = {
-                "attribute_status": (
-                    "Accepted" if value is not None else self.unknown(component["name"])
-                ),
+                "attribute_status": status,
                 "component": component,
                 "variable": variable,
             }

@@ -323,3 +323,94 @@ async def test_the_16_simulator_resends_its_transaction_messages_and_signs_the_r
 def test_options_refuse_an_order_the_version_cannot_have(options):
     with pytest.raises(ValueError):
         SimulatorOptions(cbid="CP-1", **options)
+
+
+# ---- a password from the backend ----------------------------------------------------------
+
+NEW_PASSWORD = "new-charger-secret-0123"  # 23 characters: within 16..40
+
+
+def basic_auth(options: SimulatorOptions) -> str:
+    scheme, token = options.headers["Authorization"].split()
+    assert scheme == "Basic"
+    return base64.b64decode(token).decode()
+
+
+async def test_the_16_simulator_takes_a_new_authorization_key_for_its_next_connection():
+    sim, connection = simulator("1.6", password="old-charger-secret-99")
+    value = NEW_PASSWORD.encode().hex()  # 1.6 sends the key hex-encoded
+
+    result = await answer(
+        sim, connection, "ChangeConfiguration", {"key": "AuthorizationKey", "value": value}
+    )
+
+    assert result == {"status": "Accepted"}
+    # The options are what the next connection's handshake is made of.
+    assert basic_auth(sim.options) == f"SIM-1:{NEW_PASSWORD}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not-hex-at-all", b"short".hex(), ("x" * 41).encode().hex(), "fffe"],
+    ids=["not hex", "too short", "too long", "not text"],
+)
+async def test_the_16_simulator_rejects_a_bad_authorization_key(value):
+    sim, connection = simulator("1.6", password="old-charger-secret-99")
+
+    result = await answer(
+        sim, connection, "ChangeConfiguration", {"key": "AuthorizationKey", "value": value}
+    )
+
+    assert result == {"status": "Rejected"}
+    assert sim.options.password == "old-charger-secret-99"
+
+
+async def test_the_16_simulator_never_shows_its_authorization_key():
+    sim, connection = simulator("1.6")
+    value = NEW_PASSWORD.encode().hex()
+    await answer(
+        sim, connection, "ChangeConfiguration", {"key": "AuthorizationKey", "value": value}
+    )
+    connection.sent.clear()
+
+    result = await answer(sim, connection, "GetConfiguration", {})
+
+    assert "AuthorizationKey" not in json.dumps(result)
+    assert NEW_PASSWORD not in json.dumps(result) and value not in json.dumps(result)
+
+
+PASSWORD_VARIABLE = {
+    "component": {"name": "SecurityCtrlr"},
+    "variable": {"name": "BasicAuthPassword"},
+}
+
+
+async def test_the_201_simulator_takes_a_new_basic_auth_password_for_its_next_connection():
+    sim, connection = simulator("2.0.1", password="old-charger-secret-99")
+
+    result = await answer(
+        sim,
+        connection,
+        "SetVariables",
+        {"setVariableData": [PASSWORD_VARIABLE | {"attributeValue": NEW_PASSWORD}]},
+    )
+
+    assert result["setVariableResult"] == [PASSWORD_VARIABLE | {"attributeStatus": "Accepted"}]
+    assert basic_auth(sim.options) == f"SIM-1:{NEW_PASSWORD}"
+    connection.sent.clear()
+    read = await answer(sim, connection, "GetVariables", {"getVariableData": [PASSWORD_VARIABLE]})
+    assert read["getVariableResult"] == [PASSWORD_VARIABLE | {"attributeStatus": "Rejected"}]
+
+
+async def test_the_201_simulator_rejects_a_short_basic_auth_password():
+    sim, connection = simulator("2.0.1", password="old-charger-secret-99")
+
+    result = await answer(
+        sim,
+        connection,
+        "SetVariables",
+        {"setVariableData": [PASSWORD_VARIABLE | {"attributeValue": "short"}]},
+    )
+
+    assert result["setVariableResult"][0]["attributeStatus"] == "Rejected"
+    assert sim.options.password == "old-charger-secret-99"
