@@ -15,7 +15,9 @@ ChargePoint classes over `websockets`, like a real charger would:
   remote start/stop, ClearCache, DataTransfer; 2.0.1: GetVariables, SetVariables,
   GetBaseReport followed by NotifyReport);
 - takes a new password from the backend (1.6 AuthorizationKey, 2.x BasicAuthPassword) and
-  logs in with it from its next connection.
+  logs in with it from its next connection;
+- stays connected: reconnects, backing off, whenever the backend closes the connection
+  (unless `exit_on_close`).
 
 `run_simulator()` runs the whole life (reconnecting after a Reset); `open_simulator()` gives
 a connected simulator to drive step by step. `manage.py simulate_charger` wraps the former.
@@ -24,6 +26,7 @@ a connected simulator to drive step by step. `manage.py simulate_charger` wraps 
 from simulator.base import (
     CLOSE_REPLACED,
     EVENT_ORDERS,
+    Backoff,
     HandshakeRefused,
     SimulatorBase,
     SimulatorFailed,
@@ -37,6 +40,7 @@ from simulator.v201 import Simulator201
 
 __all__ = [
     "CLOSE_REPLACED",
+    "Backoff",
     "EVENT_ORDERS",
     "SIMULATORS",
     "HandshakeRefused",

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import logging
+import random
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -69,8 +70,15 @@ class SimulatorOptions:
     model: str = "SIM-22"
     serial_number: str = "SIM-0001"
     firmware_version: str = "1.0.0"
-    # Seconds to wait before reconnecting after the connection dropped (not after a Reset).
+    # Reconnecting after the backend closed the connection (not after a Reset), as OCPP
+    # 2.0.1 firmware backs off (OCPPCommCtrlr RetryBackOff*): wait reconnect_delay plus up
+    # to reconnect_random_range seconds, doubling the wait at each failed attempt, at most
+    # reconnect_doublings times.
     reconnect_delay: float = 5.0
+    reconnect_random_range: float = 2.0
+    reconnect_doublings: int = 5
+    # Exit when the backend closes the connection, instead of reconnecting.
+    exit_on_close: bool = False
     response_timeout: float = 30.0
     # 2.0.1: the order in which a transaction's events are sent (EVENT_ORDERS).
     event_order: str = "live"
@@ -105,6 +113,25 @@ class SimulatorOptions:
             return {}
         token = base64.b64encode(f"{self.cbid}:{self.password}".encode()).decode("ascii")
         return {"Authorization": f"Basic {token}"}
+
+
+class Backoff:
+    """The waits between reconnection attempts, as firmware spaces them out."""
+
+    def __init__(self, options: SimulatorOptions, *, rng: random.Random | None = None) -> None:
+        self.options = options
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        doublings = min(self.attempt, self.options.reconnect_doublings)
+        self.attempt += 1
+        jitter = self.rng.uniform(0, self.options.reconnect_random_range)
+        return self.options.reconnect_delay * 2**doublings + jitter
+
+    def reset(self) -> None:
+        """The backend talked to us: the next outage starts from the shortest wait."""
+        self.attempt = 0
 
 
 @dataclass

@@ -12,6 +12,7 @@ import websockets
 from simulator.base import (
     CLOSE_REPLACED,
     SUBPROTOCOLS,
+    Backoff,
     HandshakeRefused,
     Output,
     SimulatorBase,
@@ -77,9 +78,12 @@ async def run_simulator(
 ) -> SimulatorBase:
     """Run a simulated charger until `stop` is set or `options.duration` has passed.
 
-    Reconnects after a Reset (at once) and after a lost connection (after
-    `options.reconnect_delay`); gives up when another connection of the same CBID
-    replaced it. Raises HandshakeRefused when the first handshake is refused.
+    Stays connected like real firmware: reconnects after a Reset (at once) and whenever
+    the backend closes the connection or it drops, backing off between failed attempts
+    (`Backoff`), with the password the backend last gave it. With
+    `options.exit_on_close` it returns when the backend closes the connection instead.
+    The first connection must work: a refused or failed first handshake raises
+    (HandshakeRefused, OSError), to tell the person who started it.
     Returns the last simulator (its `registration_status` tells how the boot went).
     """
     stop = stop or asyncio.Event()
@@ -87,6 +91,7 @@ async def run_simulator(
     if options.duration is not None:
         timer = asyncio.get_running_loop().call_later(options.duration, stop.set)
     state = StationState()
+    backoff = Backoff(options)
     boot_reason: str | None = None
     simulator: SimulatorBase | None = None
     first = True
@@ -94,11 +99,15 @@ async def run_simulator(
         while not stop.is_set():
             try:
                 connection = await connect(options)
-            except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            except (OSError, TimeoutError, websockets.InvalidHandshake, HandshakeRefused) as exc:
                 if first:
                     raise
-                output(f"could not reconnect ({exc}); trying again in {options.reconnect_delay} s")
-                await wait_first(stop.wait(), asyncio.sleep(options.reconnect_delay))
+                if options.exit_on_close:
+                    output(f"could not reconnect ({exc}): exiting")
+                    break
+                delay = backoff.next_delay()
+                output(f"could not reconnect ({exc}); trying again in {delay:.1f} s")
+                await wait_first(stop.wait(), asyncio.sleep(delay))
                 continue
             first = False
             simulator = SIMULATORS[options.version](options, connection, state=state, output=output)
@@ -116,14 +125,16 @@ async def run_simulator(
             if ended == "stopped":
                 simulator.say("disconnected")
                 break
-            if code == CLOSE_REPLACED:
-                simulator.say("the backend closed this connection: another one took over")
+            why = "another connection took over" if code == CLOSE_REPLACED else f"code {code}"
+            if options.exit_on_close:
+                simulator.say(f"the backend closed the connection ({why}): exiting")
                 break
-            simulator.say(
-                f"connection lost (code {code}); reconnecting in {options.reconnect_delay} s"
-            )
+            if simulator.registration_status is not None:
+                backoff.reset()  # The backend answered this connection: a fresh outage.
+            delay = backoff.next_delay()
+            simulator.say(f"connection closed ({why}); reconnecting in {delay:.1f} s")
             boot_reason = None
-            await wait_first(stop.wait(), asyncio.sleep(options.reconnect_delay))
+            await wait_first(stop.wait(), asyncio.sleep(delay))
     finally:
         if timer is not None:
             timer.cancel()

@@ -1,5 +1,6 @@
 """The simulator against the real server, as firmware behaves: it takes a password the
-panel generated and logs in with it next time.
+panel generated and logs in with it next time; it reconnects, backing off, when the server
+goes away; told to, it exits instead.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from tests.factories import make_cpo, make_member, make_station, make_user
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 OLD_PASSWORD = "first-charger-secret-01"
-# Reconnect soon after the server went away.
-FAST = {"reconnect_delay": 0.3}
+# Short waits, so that a test sees several attempts while the server is down.
+FAST = {"reconnect_delay": 0.3, "reconnect_random_range": 0.2, "reconnect_doublings": 3}
 
 
 class Charger:
@@ -140,3 +141,42 @@ async def test_a_password_from_the_panel_is_used_at_the_next_connection(daphne_s
         await connect(
             SimulatorOptions(cbid=cbid, url=daphne_server.ws_base_url, password=OLD_PASSWORD)
         )
+
+
+async def test_the_simulator_reconnects_backing_off_while_the_server_is_down(daphne_server):
+    options = SimulatorOptions(cbid="SIM-BACK-1", url=daphne_server.ws_base_url, **FAST)
+    charger = Charger(options)
+    try:
+        await eventually(lambda: charger.count("BootNotification result") >= 1, "a boot")
+        daphne_server.stop()
+        await eventually(lambda: charger.count("could not reconnect") >= 3, "3 failed attempts")
+        await asyncio.to_thread(restart, daphne_server)
+        await eventually(lambda: charger.count("connected to") == 2, "a reconnection")
+    finally:
+        await charger.close()
+
+    waits = [
+        float(match[1])
+        for line in charger.lines
+        if (match := re.search(r"could not reconnect .*trying again in ([\d.]+) s", line))
+    ]
+    # Each wait doubles (0.3, 0.6, 1.2, 2.4 s, plus up to 0.2 s).
+    assert all(later > earlier for earlier, later in zip(waits, waits[1:3], strict=False))
+    assert not charger.task.done() or charger.task.exception() is None
+
+
+async def test_told_to_exit_the_simulator_exits_when_the_server_closes(daphne_server):
+    options = SimulatorOptions(
+        cbid="SIM-EXIT-1", url=daphne_server.ws_base_url, exit_on_close=True, **FAST
+    )
+    charger = Charger(options)
+    try:
+        await eventually(lambda: charger.count("BootNotification result") >= 1, "a boot")
+
+        daphne_server.stop()
+
+        await asyncio.wait_for(asyncio.shield(charger.task), 20)
+    finally:
+        await charger.close()
+    assert charger.count("exiting") == 1
+    assert charger.count("connected to") == 1

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import random
 
 import pytest
 
 from simulator import (
     SIMULATORS,
+    Backoff,
     SimulatorBase,
     SimulatorOptions,
     StationState,
@@ -414,3 +417,38 @@ async def test_the_201_simulator_rejects_a_short_basic_auth_password():
 
     assert result["setVariableResult"][0]["attributeStatus"] == "Rejected"
     assert sim.options.password == "old-charger-secret-99"
+
+
+# ---- reconnecting -------------------------------------------------------------------------
+
+
+def test_reconnection_waits_double_up_to_a_limit_with_some_randomness():
+    options = SimulatorOptions(
+        cbid="SIM-1", reconnect_delay=2, reconnect_random_range=1, reconnect_doublings=3
+    )
+    backoff = Backoff(options, rng=random.Random(7))
+
+    waits = [backoff.next_delay() for _ in range(6)]
+
+    for wait, base in zip(waits, [2, 4, 8, 16, 16, 16], strict=True):
+        assert base <= wait <= base + 1
+    backoff.reset()
+    assert 2 <= backoff.next_delay() <= 3
+
+
+def test_the_command_line_passes_exit_on_close(monkeypatch):
+    from django.core.management import call_command
+
+    from simulator.management.commands import simulate_charger
+
+    seen: list[SimulatorOptions] = []
+
+    async def fake_run(options, **kwargs):
+        seen.append(options)
+
+    monkeypatch.setattr(simulate_charger, "run_simulator", fake_run)
+
+    call_command("simulate_charger", "SIM-1", "--exit-on-close", stdout=io.StringIO())
+    call_command("simulate_charger", "SIM-2", stdout=io.StringIO())
+
+    assert [options.exit_on_close for options in seen] == [True, False]

@@ -68,6 +68,12 @@ class Command(BaseCommand):
             action="store_true",
             help="send the energy register also as signed meter values (simulated OCMF)",
         )
+        parser.add_argument(
+            "--exit-on-close",
+            action="store_true",
+            help="exit when the backend closes the connection (default: reconnect, backing "
+            "off, as firmware does)",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -86,6 +92,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 resend=options["resend"],
                 signed=options["signed"],
+                exit_on_close=options["exit_on_close"],
             )
         except ValueError as exc:
             raise CommandError(str(exc))
