@@ -30,6 +30,7 @@ from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import get_validator
 
+from ocpp_gateway.admission import Admission
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 from ocpp_gateway.runtime import TaskSet
@@ -46,9 +47,6 @@ MAX_UNIQUE_ID = 36
 # answer, so a reuse is a resend of one of its last few messages; few, since each costs
 # memory on every connection (bench/RESULTS.md, steady fleet).
 REMEMBERED_IDS = 16
-# A TriggerMessage lets the triggered message through once even before Accepted; a
-# charger that never sends it must not bank unlimited passes.
-MAX_TRIGGERED_PER_ACTION = 3
 # WebSocket close code for a charger disconnected for flooding (RFC 6455: policy violation).
 CLOSE_POLICY_VIOLATION = 1008
 
@@ -290,7 +288,8 @@ class OcppProtocol:
 
     actions: frozenset[str] = frozenset()
     COSMETIC_FIELDS: dict[str, frozenset[str]] = {}
-    # Requests a station may send before it is Accepted.
+    # Requests a station may send before it is Accepted, unasked (what the backend asked
+    # for is admitted by `admission`).
     ALLOWED_BEFORE_ACCEPTED = frozenset({"BootNotification"})
 
     def __init__(
@@ -307,7 +306,7 @@ class OcppProtocol:
         self.log = log
         self._seen_ids: OrderedDict[str, None] = OrderedDict()
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
-        self._triggered: dict[str, int] = {}
+        self.admission = Admission(self._ocpp_version)
         self._tasks = TaskSet(logger)
         self.rate_limit = FrameRateLimit(
             rate=settings.OCPP_RATE_LIMIT_PER_SECOND,
@@ -419,12 +418,18 @@ class OcppProtocol:
                 raise CallErrorReply(codes.not_supported, f"{frame.action} is not supported")
             raise CallErrorReply(codes.not_implemented, f"Unknown action {frame.action}")
 
-        if not self._may_send(frame.action):
-            raise CallErrorReply(
-                codes.security_error,
-                "Station is not accepted: send BootNotification first",
-            )
+        # Before Accepted: BootNotification, and what the backend asked for. Anything
+        # else is refused before the schema check; what was asked for after it, so a
+        # malformed message does not use up its place.
+        unasked = (
+            self.session.registration_status != "Accepted"
+            and frame.action not in self.ALLOWED_BEFORE_ACCEPTED
+        )
+        if unasked and not self.admission.expects(frame.action):
+            raise self._not_accepted()
         self._validate_request(frame)
+        if unasked and not self.admission.admit(frame.action, frame.payload):
+            raise self._not_accepted()
 
         kwargs = to_snake_case(frame.payload)
         handler = handlers["_on_action"]
@@ -459,16 +464,10 @@ class OcppProtocol:
             )
         return parsed
 
-    def _may_send(self, action: str) -> bool:
-        if self.session.registration_status == "Accepted":
-            return True
-        if action in self.ALLOWED_BEFORE_ACCEPTED:
-            return True
-        # Messages the backend itself asked for with TriggerMessage are allowed.
-        if self._triggered.get(action):
-            self._triggered[action] -= 1
-            return True
-        return False
+    def _not_accepted(self) -> CallErrorReply:
+        # What is true: the station booted (or was created) and was told this status.
+        status = self.session.registration_status or "no BootNotification yet"
+        return CallErrorReply(self.codes.security_error, f"Station is not accepted yet: {status}")
 
     def _validate_request(self, frame: Frame) -> None:
         if fast_valid(CALL, frame.action, self._ocpp_version, frame.payload):
@@ -568,22 +567,24 @@ class OcppProtocol:
             unique_id = str(uuid.uuid4())
             future = asyncio.get_running_loop().create_future()
             self._pending[unique_id] = (action, future)
+            # What it asks the charger to send (a trigger's messages, a report's parts)
+            # is admitted even before Accepted.
+            self.admission.expect(unique_id, action, payload, answer_within=timeout)
             try:
-                if action == "TriggerMessage":
-                    requested = payload.get("requestedMessage", "")
-                    self._triggered[requested] = min(
-                        self._triggered.get(requested, 0) + 1, MAX_TRIGGERED_PER_ACTION
-                    )
                 await self._send_frame([CALL, unique_id, action, payload], action)
                 return await asyncio.wait_for(future, timeout)
             finally:
                 self._pending.pop(unique_id, None)
+                # No answer (timeout, disconnect): nothing of it is expected any more.
+                self.admission.answered(unique_id, None)
 
     def _resolve_pending(self, frame: Frame) -> None:
         pending = self._pending.get(frame.unique_id)
         if pending is None:
             logger.warning("%s: answer to unknown message id %s ignored", self.id, frame.unique_id)
             return
+        # At once, before the next frame: the answer decides what the charger may send.
+        self.admission.answered(frame.unique_id, frame.payload)
         action, future = pending
         if future.done():
             return
