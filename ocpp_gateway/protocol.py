@@ -2,7 +2,8 @@
 
 The `ocpp` library's own `route_message` answers an unparseable frame with nothing and
 uses 2.x error names on 1.6, so `OcppProtocol.route_message` replaces it. Handlers stay
-the library's `@on(Action.X)` methods on the per-version ChargePoint classes.
+the library's `@on(Action.X)` methods on the per-version ChargePoint classes; handlers of
+OCPP 2.1 SEND messages are marked `@on_send("Action")`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from stations.services.sessions import StationSession
 logger = logging.getLogger(__name__)
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
+# OCPP-J 2.1 adds an error about a CALLRESULT, and unconfirmed messages: neither answered.
+CALLRESULTERROR, SEND = 5, 6
 UNREADABLE_ID = "-1"
 MAX_UNIQUE_ID = 36
 # Message ids remembered per connection to refuse a reused one. A charger waits for each
@@ -73,9 +76,19 @@ class CallErrorReceived(Exception):
 
 
 class _Reject(CallErrorReply):
-    def __init__(self, unique_id: str, code: str, description: str, details: dict | None = None):
+    def __init__(
+        self,
+        unique_id: str,
+        code: str,
+        description: str,
+        details: dict | None = None,
+        *,
+        silent: bool = False,
+    ):
         super().__init__(code, description, details)
         self.unique_id = unique_id
+        # An OCPP 2.1 CALLRESULTERROR or SEND, which is never answered, not even so.
+        self.silent = silent
 
 
 # The message id at the start of a frame that is not valid JSON as a whole.
@@ -135,8 +148,12 @@ def _bad_text(data: Any) -> str:
     return ""
 
 
-def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
-    """Parse one OCPP-J frame or raise `_Reject` with the CALLERROR to answer."""
+def parse_frame(raw: str, codes: ErrorCodes, *, rpc_21: bool = False) -> Frame:
+    """Parse one OCPP-J frame or raise `_Reject` with the CALLERROR to answer.
+
+    `rpc_21`: the connection speaks OCPP 2.1, whose OCPP-J adds CALLRESULTERROR (5) and
+    SEND (6); elsewhere they are MessageTypeNotSupported (1.6: FormationViolation).
+    """
     try:
         data = _loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -146,6 +163,8 @@ def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
         ) from exc
     if not isinstance(data, list) or not data:
         raise _Reject(UNREADABLE_ID, codes.rpc_framework_error, "Frame is not a JSON array")
+    message_type = data[0]
+    silent = rpc_21 and message_type in (CALLRESULTERROR, SEND)
     unique_id = data[1] if len(data) > 1 else None
     if (
         not isinstance(unique_id, str)
@@ -157,11 +176,11 @@ def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
             UNREADABLE_ID,
             codes.rpc_framework_error,
             "Message id must be a string of 1 to 36 characters",
+            silent=silent,
         )
     problem = _bad_text(data)
     if problem:
-        raise _Reject(unique_id, codes.format_violation, problem)
-    message_type = data[0]
+        raise _Reject(unique_id, codes.format_violation, problem, silent=silent)
     if message_type == CALL:
         if len(data) != 4:
             raise _Reject(unique_id, codes.rpc_framework_error, "A CALL has exactly 4 elements")
@@ -186,11 +205,56 @@ def parse_frame(raw: str, codes: ErrorCodes) -> Frame:
             error_description=str(data[3])[:255],
             error_details=details,
         )
+    if silent:
+        return _parse_21(data, unique_id, codes)
     raise _Reject(
         unique_id,
         codes.message_type_not_supported,
         f"Message type {message_type!r} is not supported",
     )
+
+
+def _parse_21(data: list, unique_id: str, codes: ErrorCodes) -> Frame:
+    """An OCPP 2.1 CALLRESULTERROR (shaped as a CALLERROR) or SEND (shaped as a CALL)."""
+    if data[0] == CALLRESULTERROR:
+        if len(data) < 4:
+            raise _Reject(
+                unique_id,
+                codes.rpc_framework_error,
+                "A CALLRESULTERROR has 5 elements",
+                silent=True,
+            )
+        return Frame(
+            CALLRESULTERROR,
+            unique_id,
+            error_code=str(data[2])[:50],
+            error_description=str(data[3])[:255],
+            error_details=data[4] if len(data) > 4 else {},
+        )
+    if len(data) != 4:
+        raise _Reject(unique_id, codes.rpc_framework_error, "A SEND has 4 elements", silent=True)
+    action, payload = data[2], data[3]
+    if not isinstance(action, str) or not action:
+        raise _Reject(unique_id, codes.rpc_framework_error, "Action must be a string", silent=True)
+    if not isinstance(payload, dict):
+        raise _Reject(
+            unique_id, codes.format_violation, "Payload must be a JSON object", silent=True
+        )
+    return Frame(SEND, unique_id, action=action[:60], payload=payload)
+
+
+def on_send(action: str) -> Callable:
+    """Mark a ChargePoint method as the handler of OCPP 2.1 SEND messages of `action`.
+
+    It takes the payload's fields (snake_case) like an `@on` handler; what it returns is
+    ignored: a SEND is never answered.
+    """
+
+    def mark(method: Callable) -> Callable:
+        method._on_send = action
+        return method
+
+    return mark
 
 
 # Schema validation. The `ocpp` library's validators (jsonschema) are slow for the frame
@@ -291,6 +355,18 @@ class OcppProtocol:
     # Requests a station may send before it is Accepted, unasked (what the backend asked
     # for is admitted by `admission`).
     ALLOWED_BEFORE_ACCEPTED = frozenset({"BootNotification"})
+    # OCPP-J 2.1 framing: CALLRESULTERROR and SEND are accepted, never answered.
+    rpc_21: bool = False
+    # SEND action -> name of its `@on_send` method (collected per class).
+    _send_handlers: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._send_handlers = {
+            action: name
+            for name in dir(cls)
+            if (action := getattr(getattr(cls, name, None), "_on_send", None))
+        }
 
     def __init__(
         self,
@@ -304,7 +380,8 @@ class OcppProtocol:
         super().__init__(session.cbid, connection, response_timeout=call_timeout)
         self.codes = error_codes_for(self._ocpp_version)
         self.log = log
-        self._seen_ids: OrderedDict[str, None] = OrderedDict()
+        # The charger's recent message ids -> their action (a 2.1 CALLRESULTERROR names one).
+        self._seen_ids: OrderedDict[str, str] = OrderedDict()
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self.admission = Admission(self._ocpp_version)
         self._tasks = TaskSet(logger)
@@ -344,14 +421,21 @@ class OcppProtocol:
             )
             return
         try:
-            frame = parse_frame(raw, self.codes)
+            frame = parse_frame(raw, self.codes, rpc_21=self.rpc_21)
         except _Reject as reject:
             self._log_in(None, raw=raw)
+            if reject.silent:
+                logger.warning("%s: dropped a malformed frame: %s", self.id, reject.description)
+                return
             await self._send_error(reject.unique_id, reject.code, reject.description)
             return
         self._log_in(frame)
         if frame.message_type == CALL:
             await self._handle_frame_call(frame)
+        elif frame.message_type == SEND:
+            await self._handle_send(frame)
+        elif frame.message_type == CALLRESULTERROR:
+            self._note_result_error(frame)
         else:
             self._resolve_pending(frame)
 
@@ -408,7 +492,7 @@ class OcppProtocol:
                 codes.duplicate_id,
                 "Message id already used on this connection",
             )
-        self._seen_ids[frame.unique_id] = None
+        self._seen_ids[frame.unique_id] = frame.action
         if len(self._seen_ids) > REMEMBERED_IDS:
             self._seen_ids.popitem(last=False)
 
@@ -470,10 +554,11 @@ class OcppProtocol:
         return CallErrorReply(self.codes.security_error, f"Station is not accepted yet: {status}")
 
     def _validate_request(self, frame: Frame) -> None:
-        if fast_valid(CALL, frame.action, self._ocpp_version, frame.payload):
+        """Check a CALL's (or SEND's) payload against the version's schema."""
+        if fast_valid(frame.message_type, frame.action, self._ocpp_version, frame.payload):
             return
         try:
-            validator = get_validator(CALL, frame.action, self._ocpp_version)
+            validator = get_validator(frame.message_type, frame.action, self._ocpp_version)
         except OSError:
             return  # No schema shipped for this action: nothing to validate against.
         errors = [e for e in validator.iter_errors(frame.payload) if not self._tolerated(frame, e)]
@@ -547,6 +632,44 @@ class OcppProtocol:
             return
         if inspect.isawaitable(result):
             self.spawn(result, f"after {frame.action}")
+
+    # ---- OCPP 2.1: CALLRESULTERROR and SEND, never answered ------------------------
+
+    def _note_result_error(self, frame: Frame) -> None:
+        """The charger could not use our answer to its CALL: logged against that CALL."""
+        logger.warning(
+            "%s: CALLRESULTERROR about our answer to %s %s: %s %s",
+            self.id,
+            self._seen_ids.get(frame.unique_id) or "an unknown CALL",
+            frame.unique_id,
+            frame.error_code,
+            frame.error_description,
+        )
+
+    async def _handle_send(self, frame: Frame) -> None:
+        """An unconfirmed message: its `@on_send` handler runs, if there is one.
+
+        Without a handler, or from a station not Accepted, or not matching its schema, it
+        is dropped (the message log keeps it). Nothing is ever sent back.
+        """
+        if self.session.registration_status != "Accepted":
+            logger.warning("%s: dropped SEND %s: not accepted yet", self.id, frame.action)
+            return
+        name = self._send_handlers.get(frame.action)
+        if name is None:
+            logger.info("%s: no handler for SEND %s: dropped", self.id, frame.action)
+            return
+        try:
+            self._validate_request(frame)
+            result = getattr(self, name)(**to_snake_case(frame.payload))
+            if inspect.isawaitable(result):
+                await result
+        except CallErrorReply as reply:
+            logger.warning(
+                "%s: dropped SEND %s: %s %s", self.id, frame.action, reply.code, reply.description
+            )
+        except Exception:
+            logger.exception("%s: handling SEND %s failed", self.id, frame.action)
 
     # ---- outgoing -----------------------------------------------------------------
 
@@ -652,13 +775,18 @@ class OcppProtocol:
                 raw=raw,
             )
             return
-        if frame.message_type == CALLERROR:
+        if frame.message_type in (CALLERROR, CALLRESULTERROR):
             payload = {
                 "errorCode": frame.error_code,
                 "errorDescription": frame.error_description,
                 "errorDetails": frame.error_details,
             }
-            action = self.pending_action(frame.unique_id)
+            # A CALLERROR answers our CALL; a CALLRESULTERROR is about our answer to theirs.
+            action = (
+                self.pending_action(frame.unique_id)
+                if frame.message_type == CALLERROR
+                else self._seen_ids.get(frame.unique_id, "")
+            )
         elif frame.message_type == CALLRESULT:
             payload, action = frame.payload, self.pending_action(frame.unique_id)
         else:

@@ -75,7 +75,8 @@ LOG_PER_PAGE = 50
 # The station log's "since" choices; the service's default is the middle one.
 LOG_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 LOG_DEFAULT_WINDOW = "24h"
-MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+# OCPP-J frame types; 5 and 6 come from OCPP 2.1 chargers only.
+MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR", 5: "CALLRESULTERROR", 6: "SEND"}
 COMMAND_HISTORY_LENGTH = 20
 # A 2.x FullInventory can hold thousands of variables; the page shows the first ones.
 VARIABLES_SHOWN = 500

@@ -2,7 +2,10 @@
 
 Every charger-initiated message handled for 2.0.1 exists in 2.1 as a superset (new
 optional fields only), so the handlers are shared; the schemas, the answer classes and
-the list of known actions are 2.1's.
+the list of known actions are 2.1's. OCPP-J 2.1 adds two frame types, never answered:
+CALLRESULTERROR (the charger could not use one of our answers: logged against it) and
+SEND (an unconfirmed message: an `@on_send(action)` method handles it, if there is one;
+else it is logged and dropped).
 """
 
 from __future__ import annotations
@@ -18,3 +21,4 @@ class ChargePoint(v201.ChargePoint):
     _call = call
     _call_result = call_result
     actions = frozenset(a.value for a in Action)
+    rpc_21 = True

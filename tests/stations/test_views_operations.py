@@ -568,6 +568,17 @@ def test_the_log_is_newest_first_with_readable_payloads(client, alice, station_a
     assert "{\n  &quot;action&quot;: &quot;BootNotification&quot;,\n  &quot;nested&quot;: {" in page
 
 
+def test_the_log_names_the_ocpp_21_frame_types(client, alice, station_a):
+    log_message(station_a, "Heartbeat", message_type=5)
+    log_message(station_a, "NotifyPeriodicEventStream", message_type=6)
+    client.force_login(alice)
+
+    page = client.get(reverse("stations:log", args=[station_a.pk])).content.decode()
+
+    assert '<span class="chip chip-msg-5">CALLRESULTERROR</span>' in page
+    assert '<span class="chip chip-msg-6">SEND</span>' in page
+
+
 def test_the_log_shows_the_last_24_hours_unless_asked_for_more(client, alice, station_a):
     log_message(station_a, "BootNotification", age=timedelta(days=2))
     log_message(station_a, "Authorize", age=timedelta(hours=3))
