@@ -21,7 +21,7 @@ from ocpp_spec.passwords import PASSWORD_MAX, PASSWORD_MIN
 
 logger = logging.getLogger(__name__)
 
-SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 # The backend closes a connection with this code when a newer one of the same CBID took over.
 CLOSE_REPLACED = 4000
 # Charging power the simulated car draws, in watts.
@@ -29,10 +29,12 @@ CHARGING_POWER_W = 11_000
 # Retry delay when the backend answers a boot with interval 0.
 DEFAULT_RETRY_INTERVAL = 10
 DEFAULT_HEARTBEAT_INTERVAL = 300
-# How a 2.0.1 transaction's events reach the backend: as they happen ("live"), or held
+# How a 2.x transaction's events reach the backend: as they happen ("live"), or held
 # back, as by a charger that was offline or retried, and sent when the transaction ends
 # in their own order ("queued"), backwards ("reversed") or shuffled ("shuffled").
 EVENT_ORDERS = ("live", "queued", "reversed", "shuffled")
+# Parts of a 2.x NotifyReport while staying Pending (SimulatorOptions.report_parts).
+PENDING_REPORT_PARTS = 3
 
 Output = Callable[[str], None]
 
@@ -80,27 +82,42 @@ class SimulatorOptions:
     # Exit when the backend closes the connection, instead of reconnecting.
     exit_on_close: bool = False
     response_timeout: float = 30.0
-    # 2.0.1: the order in which a transaction's events are sent (EVENT_ORDERS).
+    # 2.x: the order in which a transaction's events are sent (EVENT_ORDERS).
     event_order: str = "live"
     # Random seed of the "shuffled" order (None: a new order each time).
     seed: int | None = None
     # Send every transaction message twice, as a charger that lost the answer does
-    # (2.0.1 TransactionEvent; 1.6 StartTransaction, MeterValues and StopTransaction).
+    # (2.x TransactionEvent; 1.6 StartTransaction, MeterValues and StopTransaction).
     resend: bool = False
     # Send the energy register also as signed meter values (simulated OCMF records).
     signed: bool = False
+    # After a Pending boot, boot again only when the backend asks (TriggerMessage), not
+    # after the interval: a station left in the pool that answers what it is asked
+    # (configuration, reports, triggered messages).
+    stay_pending: bool = False
+    # 2.x: the parts a GetBaseReport is answered with (NotifyReport seqNo 0, 1, …);
+    # None: one, or PENDING_REPORT_PARTS when staying Pending.
+    report_parts: int | None = None
 
     def __post_init__(self) -> None:
         if self.version not in SUBPROTOCOLS:
-            raise ValueError(f"Unsupported OCPP version {self.version!r}: 1.6 or 2.0.1")
+            raise ValueError(f"Unsupported OCPP version {self.version!r}: 1.6, 2.0.1 or 2.1")
         if self.connectors < 1:
             raise ValueError("A charger has at least one connector.")
+        if self.report_parts is not None and self.report_parts < 1:
+            raise ValueError("A report has at least one part.")
         if self.event_order not in EVENT_ORDERS:
             raise ValueError(f"Unknown event order {self.event_order!r}: {', '.join(EVENT_ORDERS)}")
         if self.event_order != "live" and self.version == "1.6":
             # A 1.6 charger needs the start's answer (the backend names the transaction)
             # before anything else of it can be sent.
-            raise ValueError("Only OCPP 2.0.1 transaction events can be reordered.")
+            raise ValueError("Only OCPP 2.x transaction events can be reordered.")
+
+    @property
+    def parts_per_report(self) -> int:
+        if self.report_parts is not None:
+            return self.report_parts
+        return PENDING_REPORT_PARTS if self.stay_pending else 1
 
     @property
     def station_url(self) -> str:
@@ -141,14 +158,14 @@ class TransactionState:
     connector_id: int
     id_tag: str
     meter_start: int
-    # 1.6: the integer the backend assigned; 2.0.1: the string the charger chose.
+    # 1.6: the integer the backend assigned; 2.x: the string the charger chose.
     transaction_id: int | str | None = None
     seq_no: int = 0
     remote_start_id: int | None = None
     stop_reason: str = "Local"
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
-    # 2.0.1 events held back until the transaction ends (SimulatorOptions.event_order).
+    # 2.x events held back until the transaction ends (SimulatorOptions.event_order).
     held: list = field(default_factory=list)
 
 
@@ -258,7 +275,8 @@ class SimulatorBase:
     # ---- life of a connection ---------------------------------------------------------
 
     async def boot_until_accepted(self, stop: asyncio.Event, reason: str | None = None) -> bool:
-        """Boot; while Pending or Rejected, boot again after the interval (or when triggered).
+        """Boot; while Pending or Rejected, boot again after the interval (or when triggered;
+        only then with `stay_pending`, while Pending).
 
         Returns False when stopped before being Accepted.
         """
@@ -267,9 +285,13 @@ class SimulatorBase:
             status, interval = await self.boot(reason)
             if status == "Accepted":
                 return True
-            delay = interval or DEFAULT_RETRY_INTERVAL
-            self.say(f"  {status}: booting again in {delay} s (or when the backend asks)")
-            await wait_first(stop.wait(), self.boot_now.wait(), asyncio.sleep(delay))
+            if status == "Pending" and self.options.stay_pending:
+                self.say("  Pending: staying so until the backend asks for a boot")
+                await wait_first(stop.wait(), self.boot_now.wait())
+            else:
+                delay = interval or DEFAULT_RETRY_INTERVAL
+                self.say(f"  {status}: booting again in {delay} s (or when the backend asks)")
+                await wait_first(stop.wait(), self.boot_now.wait(), asyncio.sleep(delay))
             reason = None
         return False
 

@@ -22,9 +22,13 @@ from simulator.base import (
     wait_first,
 )
 from simulator.v16 import Simulator16
-from simulator.v201 import Simulator201
+from simulator.v201 import Simulator21, Simulator201
 
-SIMULATORS: dict[str, type[SimulatorBase]] = {"1.6": Simulator16, "2.0.1": Simulator201}
+SIMULATORS: dict[str, type[SimulatorBase]] = {
+    "1.6": Simulator16,
+    "2.0.1": Simulator201,
+    "2.1": Simulator21,
+}
 
 
 async def connect(options: SimulatorOptions) -> Any:

@@ -223,7 +223,9 @@ class Simulator16(SimulatorBase, ChargePoint16):
             else:
                 self.spawn(self.send_status(connector_id), "triggered status")
         elif requested_message == "MeterValues":
-            self.spawn(self._triggered_meter_values(connector_id or 1), "triggered meter values")
+            # Without a connector: "for all allowed connectorId values" (1.6 §5.17).
+            connector_ids = [connector_id] if connector_id else self.connector_ids()
+            self.spawn(self._triggered_meter_values(connector_ids), "triggered meter values")
         elif requested_message == "DiagnosticsStatusNotification":
             payload = call16.DiagnosticsStatusNotification(status="Idle")
             self.spawn(self.request(payload), "triggered diagnostics status")
@@ -231,17 +233,18 @@ class Simulator16(SimulatorBase, ChargePoint16):
             payload = call16.FirmwareStatusNotification(status="Idle")
             self.spawn(self.request(payload), "triggered firmware status")
 
-    async def _triggered_meter_values(self, connector_id: int) -> None:
+    async def _triggered_meter_values(self, connector_ids: list[int]) -> None:
         tx = self.transaction
-        await self.request(
-            call16.MeterValues(
-                connector_id=connector_id,
-                transaction_id=tx.transaction_id
-                if tx and tx.connector_id == connector_id
-                else None,
-                meter_value=sampled_energy_16(self.state.meter_wh, "Trigger"),
+        for connector_id in connector_ids:
+            await self.request(
+                call16.MeterValues(
+                    connector_id=connector_id,
+                    transaction_id=tx.transaction_id
+                    if tx and tx.connector_id == connector_id
+                    else None,
+                    meter_value=sampled_energy_16(self.state.meter_wh, "Trigger"),
+                )
             )
-        )
 
     @on(Action16.get_configuration)
     def on_get_configuration(

@@ -1,4 +1,4 @@
-"""The simulated OCPP 2.0.1 charger."""
+"""The simulated OCPP 2.0.1 charger, and the same charger speaking OCPP 2.1."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.routing import after, on
+from ocpp.v21 import call as call21
+from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -337,11 +339,18 @@ class Simulator201(SimulatorBase, ChargePoint201):
             else:
                 self.spawn(self.report_all_statuses(), "triggered status")
         elif requested_message == "MeterValues":
-            payload = call201.MeterValues(
-                evse_id=evse_id or 1,
-                meter_value=sampled_energy_201(self.state.meter_wh, "Trigger"),
+            # Without an EVSE: every EVSE's (as a whole-station status trigger does).
+            evse_ids = [evse_id] if evse_id else self.connector_ids()
+            self.spawn(self._triggered_meter_values(evse_ids), "triggered meter values")
+
+    async def _triggered_meter_values(self, evse_ids: list[int]) -> None:
+        for evse_id in evse_ids:
+            await self.request(
+                call201.MeterValues(
+                    evse_id=evse_id,
+                    meter_value=sampled_energy_201(self.state.meter_wh, "Trigger"),
+                )
             )
-            self.spawn(self.request(payload), "triggered meter values")
 
     @on(Action201.get_variables)
     def on_get_variables(self, get_variable_data: list[dict], **kwargs) -> result201.GetVariables:
@@ -388,14 +397,25 @@ class Simulator201(SimulatorBase, ChargePoint201):
 
     @after(Action201.get_base_report)
     def after_get_base_report(self, request_id: int, report_base: str, **kwargs) -> None:
-        payload = call201.NotifyReport(
-            request_id=request_id,
-            generated_at=utc_now_iso(),
-            seq_no=0,
-            tbc=False,
-            report_data=self.report_data(),
-        )
-        self.spawn(self.request(payload), "report")
+        self.spawn(self.send_report(request_id), "report")
+
+    async def send_report(self, request_id: int) -> None:
+        """The report in `options.parts_per_report` NotifyReports, one after the other."""
+        rows = self.report_data()
+        count = min(self.options.parts_per_report, len(rows))
+        size = -(-len(rows) // count)
+        generated_at = utc_now_iso()
+        for seq_no in range(count):
+            await self.request(
+                call201.NotifyReport(
+                    request_id=request_id,
+                    generated_at=generated_at,
+                    seq_no=seq_no,
+                    tbc=seq_no < count - 1,
+                    report_data=rows[seq_no * size : (seq_no + 1) * size],
+                )
+            )
+        self.say(f"  report {request_id} sent in {count} part(s)")
 
     @on(Action201.change_availability)
     def on_change_availability(
@@ -479,3 +499,14 @@ class Simulator201(SimulatorBase, ChargePoint201):
     @on(Action201.data_transfer)
     def on_data_transfer(self, vendor_id: str, **kwargs) -> result201.DataTransfer:
         return result201.DataTransfer(status="UnknownVendorId")
+
+
+class Simulator21(Simulator201):
+    """The same station speaking OCPP 2.1: its 2.0.1 messages are valid 2.1 (2.1 only adds
+    optional fields); the library checks them against the 2.1 schemas and reads the
+    answers as 2.1 results."""
+
+    version = "2.1"
+    _ocpp_version = "2.1"
+    _call = call21
+    _call_result = result21

@@ -151,8 +151,9 @@ CALLS_201 = [
     CALLS_201,
     ids=[c[0] + str(i) for i, c in enumerate(CALLS_201)],
 )
-async def test_the_201_simulator_answers(action, payload, expected):
-    sim, connection = simulator("2.0.1")
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+async def test_the_2x_simulator_answers(version, action, payload, expected):
+    sim, connection = simulator(version)
 
     assert await answer(sim, connection, action, payload) == expected
     await sim.cancel_tasks()
@@ -235,6 +236,8 @@ class AnsweringConnection(FakeConnection):
         "StatusNotification": {},
         "MeterValues": {},
         "StopTransaction": {},
+        "NotifyReport": {},
+        "Heartbeat": {"currentTime": "2026-01-01T00:00:00Z"},
     }
 
     def __init__(self) -> None:
@@ -452,3 +455,125 @@ def test_the_command_line_passes_exit_on_close(monkeypatch):
     call_command("simulate_charger", "SIM-2", stdout=io.StringIO())
 
     assert [options.exit_on_close for options in seen] == [True, False]
+
+
+# ---- staying Pending: multi-part reports, triggered messages of every connector ----------
+
+
+async def running(version: str, **options) -> tuple[SimulatorBase, AnsweringConnection]:
+    connection = AnsweringConnection()
+    sim = SIMULATORS[version](
+        SimulatorOptions(cbid="SIM-1", version=version, response_timeout=1, **options),
+        connection,
+        state=StationState(),
+        output=lambda line: None,
+    )
+    sim.spawn(sim.start(), "receive")
+    return sim, connection
+
+
+async def until(connection: FakeConnection, check, timeout: float = 3) -> None:
+    """Wait until `check()` holds, looking again after each frame the simulator sends."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            connection.frame_sent.clear()
+            await connection.frame_sent.wait()
+
+
+def test_a_station_staying_pending_has_two_connectors_and_three_report_parts():
+    options = SimulatorOptions(cbid="SIM-1", version="2.0.1", stay_pending=True)
+
+    assert (options.connectors, options.parts_per_report) == (2, 3)
+    assert SimulatorOptions(cbid="SIM-1", version="2.0.1").parts_per_report == 1
+    with pytest.raises(ValueError, match="at least one part"):
+        SimulatorOptions(cbid="SIM-1", report_parts=0)
+
+
+@pytest.mark.parametrize(
+    ("version", "options", "parts"),
+    [
+        ("2.0.1", {"stay_pending": True}, 3),
+        ("2.1", {"stay_pending": True}, 3),
+        ("2.0.1", {"report_parts": 2}, 2),
+    ],
+)
+async def test_a_get_base_report_is_answered_in_parts(version, options, parts):
+    sim, connection = await running(version, **options)
+    one_part = SIMULATORS[version](
+        SimulatorOptions(cbid="SIM-2", version=version), FakeConnection(), output=print
+    ).report_data()
+
+    await sim.route_message(
+        json.dumps([2, "g-1", "GetBaseReport", {"requestId": 5, "reportBase": "FullInventory"}])
+    )
+    await until(connection, lambda: len(connection.calls("NotifyReport")) == parts)
+    await asyncio.sleep(0.05)
+    await sim.cancel_tasks()
+
+    reports = connection.calls("NotifyReport")
+    assert [(r["requestId"], r["seqNo"], r.get("tbc")) for r in reports] == [
+        (5, n, n < parts - 1) for n in range(parts)
+    ]
+    rows = [row for report in reports for row in report["reportData"]]
+    assert len(rows) == len(one_part)
+
+
+async def test_a_station_staying_pending_boots_again_only_when_asked():
+    sim, connection = await running("1.6", stay_pending=True)
+    pending = {"status": "Pending", "interval": 1, "currentTime": "2026-01-01T00:00:00Z"}
+    accepted = pending | {"status": "Accepted", "interval": 300}
+    answers = [pending, accepted]
+    original_send = connection.send
+
+    async def send(message: str) -> None:
+        frame = json.loads(message)
+        if frame[0] == 2 and frame[2] == "BootNotification":
+            connection.sent.append(frame)
+            await connection.inbox.put(json.dumps([3, frame[1], answers.pop(0)]))
+            return
+        await original_send(message)
+
+    connection.send = send
+    stop = asyncio.Event()
+    booting = asyncio.create_task(sim.boot_until_accepted(stop))
+    await asyncio.sleep(1.5)  # past the interval: a station not staying Pending would boot
+    assert len(connection.calls("BootNotification")) == 1
+
+    await sim.route_message(
+        json.dumps([2, "t-1", "TriggerMessage", {"requestedMessage": "BootNotification"}])
+    )
+    async with asyncio.timeout(3):
+        assert await booting
+    await sim.cancel_tasks()
+    assert sim.registration_status == "Accepted"
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("1.6", [0, 1, 2]), ("2.0.1", [1, 2]), ("2.1", [1, 2])],
+)
+async def test_a_whole_station_status_trigger_reports_every_connector(version, expected):
+    sim, connection = await running(version, stay_pending=True)
+    sim.accepted.clear()
+
+    await sim.route_message(
+        json.dumps([2, "t-1", "TriggerMessage", {"requestedMessage": "StatusNotification"}])
+    )
+    await until(connection, lambda: len(connection.calls("StatusNotification")) == len(expected))
+    await sim.cancel_tasks()
+
+    key = "connectorId" if version == "1.6" else "evseId"
+    assert [call[key] for call in connection.calls("StatusNotification")] == expected
+
+
+@pytest.mark.parametrize(("version", "key"), [("1.6", "connectorId"), ("2.0.1", "evseId")])
+async def test_a_whole_station_meter_values_trigger_sends_every_connectors(version, key):
+    sim, connection = await running(version)
+
+    await sim.route_message(
+        json.dumps([2, "t-1", "TriggerMessage", {"requestedMessage": "MeterValues"}])
+    )
+    await until(connection, lambda: len(connection.calls("MeterValues")) == 2)
+    await sim.cancel_tasks()
+
+    assert [call[key] for call in connection.calls("MeterValues")] == [1, 2]

@@ -34,7 +34,9 @@ class Command(BaseCommand):
             default="ws://127.0.0.1:8000/ocpp",
             help="backend URL without the CBID (default: %(default)s)",
         )
-        parser.add_argument("--version", choices=["1.6", "2.0.1"], default="1.6", dest="ocpp")
+        parser.add_argument(
+            "--version", choices=["1.6", "2.0.1", "2.1"], default="1.6", dest="ocpp"
+        )
         parser.add_argument("--password", help="Basic-auth password (security profile 1)")
         parser.add_argument("--connectors", type=int, default=2)
         parser.add_argument(
@@ -54,7 +56,7 @@ class Command(BaseCommand):
             "--event-order",
             choices=EVENT_ORDERS,
             default="live",
-            help="2.0.1: send a transaction's events as they happen (live), or hold them and "
+            help="2.x: send a transaction's events as they happen (live), or hold them and "
             "send them when it ends: in order (queued), reversed or shuffled",
         )
         parser.add_argument("--seed", type=int, help="random seed of --event-order shuffled")
@@ -73,6 +75,18 @@ class Command(BaseCommand):
             action="store_true",
             help="exit when the backend closes the connection (default: reconnect, backing "
             "off, as firmware does)",
+        )
+        parser.add_argument(
+            "--stay-pending",
+            action="store_true",
+            help="once answered Pending, boot again only when the backend asks for it, and "
+            "meanwhile answer what it asks (configuration, reports, triggered messages)",
+        )
+        parser.add_argument(
+            "--report-parts",
+            type=int,
+            help="2.x: NotifyReport parts answering a GetBaseReport "
+            "(default: 1, or 3 with --stay-pending)",
         )
 
     def handle(self, *args, **options) -> None:
@@ -93,6 +107,8 @@ class Command(BaseCommand):
                 resend=options["resend"],
                 signed=options["signed"],
                 exit_on_close=options["exit_on_close"],
+                stay_pending=options["stay_pending"],
+                report_parts=options["report_parts"],
             )
         except ValueError as exc:
             raise CommandError(str(exc))
