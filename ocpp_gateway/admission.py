@@ -162,6 +162,9 @@ class Admission:
 
     def expect(self, unique_id: str, action: str, payload: dict, *, answer_within: float) -> None:
         """We send CALL `action`: open what it asks the charger to send, if anything."""
+        if action != "TriggerMessage" and action not in _REPORT_REQUESTS:
+            return
+        # Until the answer comes (or cannot any more): then `answered` decides.
         deadline = self._clock() + answer_within + max(TRIGGER_WINDOW, REPORT_PART_WINDOW)
         if action == "TriggerMessage":
             requested = payload.get("requestedMessage")
@@ -169,11 +172,9 @@ class Admission:
                 return
             message = _TRIGGERED_ACTIONS.get(requested, requested)
             expectation = self._triggered(message, payload, deadline)
-        elif action in _REPORT_REQUESTS:
+        else:
             message = "NotifyReport"
             expectation = _Report(request_id=payload.get("requestId"), deadline=deadline)
-        else:
-            return
         open_ = self._open.setdefault(message, [])
         open_.append(expectation)
         if len(open_) > MAX_OPEN_PER_ACTION:
