@@ -17,6 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from cpo.models import AuditEvent
+from tests.e2e.conftest import test_database_url as database_of_this_run
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -388,7 +389,10 @@ def test_manage_py_unlock_login_lifts_a_lock_the_server_keeps_in_redis(settings,
     assert _login(Client(), username, "x").status_code == 429
 
     environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    environment.update(DJANGO_SETTINGS_MODULE="virta.settings", SECRET_KEY="t")
+    # The test database, not the real one (which a fresh machine has not migrated).
+    environment.update(
+        DJANGO_SETTINGS_MODULE="virta.settings", SECRET_KEY="t", DATABASE_URL=database_of_this_run()
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "unlock_login", username],
         cwd=BASE_DIR,
