@@ -55,14 +55,22 @@ def cpo_member_add(
     """Give `username` the `role` in `cpo` (changing the role of an existing member).
 
     With `create_user`, a missing user is created with `password` (Django's password
-    validators apply). Raises CpoError.
+    validators apply). Raises CpoError, also when it would leave the CPO without an admin.
     """
     if role not in Membership.Role.values:
         raise CpoError(f"Unknown role “{role}”: use admin, technician or viewer.")
     username = username.strip()
     User = get_user_model()
     with transaction.atomic():
+        # Serialise with the panel's team changes (cpo.team locks the CPO row the same way).
+        Cpo.objects.select_for_update().filter(pk=cpo.pk).first()
         user = User.objects.filter(username=username).first()
+        if user is not None and role != Membership.Role.ADMIN:
+            admins = Membership.objects.filter(cpo=cpo, role=Membership.Role.ADMIN)
+            if admins.filter(user=user).exists() and not admins.exclude(user=user).exists():
+                raise CpoError(
+                    f"{username} is the last admin of {cpo.name}: make another member admin first."
+                )
         if user is None:
             if not create_user:
                 raise CpoError(f"No user “{username}” (add --create-user to create it).")

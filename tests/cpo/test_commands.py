@@ -47,9 +47,19 @@ def test_add_member_gives_an_existing_user_a_role(cpo_a):
 
 
 def test_add_member_changes_the_role_of_a_member(alice, cpo_a):
+    make_user("dave")
+    run("cpo", "add-member", "CPO A", "dave", "--role", "admin")
+
     run("cpo", "add-member", "CPO A", "alice", "--role", "viewer")
 
     assert Membership.objects.get(user=alice, cpo=cpo_a).role == Membership.Role.VIEWER
+
+
+def test_add_member_never_demotes_the_last_admin(alice, cpo_a):
+    with pytest.raises(CommandError, match="alice is the last admin of CPO A"):
+        run("cpo", "add-member", "CPO A", "alice", "--role", "viewer")
+
+    assert Membership.objects.get(user=alice, cpo=cpo_a).role == Membership.Role.ADMIN
 
 
 def test_add_member_creates_the_user_with_a_password(cpo_a):
