@@ -28,15 +28,18 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # Debian packages the end-to-end tests drive: chromium (browser tests; a browser download is
-# impossible here) and haproxy (the reference TLS proxy of deploy/, security profile 2).
+# impossible here), haproxy (the reference TLS proxy of deploy/, security profile 2) and npm
+# (axe-core for the accessibility tests, pinned by tests/e2e/browser/package-lock.json).
 test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	npm ci --prefix tests/e2e/browser --no-audit --no-fund --silent
 
 migrate: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
@@ -72,4 +75,4 @@ migrations-check: install
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles
+	rm -rf $(VENV) db.sqlite3 staticfiles tests/e2e/browser/node_modules
