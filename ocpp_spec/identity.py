@@ -27,10 +27,22 @@ def validate_cbid(raw: str) -> str:
     if len(raw) > 48:
         raise InvalidCbid(f"CBID longer than 48 characters ({len(raw)})")
     if not CBID_RE.fullmatch(raw):
-        raise InvalidCbid("CBID has characters outside A-Z a-z 0-9 * - _ = : + | @ .")
+        raise InvalidCbid(f"{_first_offence(raw)} (allowed: A-Z a-z 0-9 . * - _ = : + | @)")
     if raw in {".", ".."}:
         raise InvalidCbid("CBID may not be a path segment like '.' or '..'")
     return raw
+
+
+def _first_offence(raw: str) -> str:
+    """Say which character of `raw` a CBID may not have: "spaces are not allowed"."""
+    bad = next(c for c in raw if not CBID_RE.fullmatch(c))
+    if bad == " ":
+        return "spaces are not allowed"
+    if bad == "/":
+        return "'/' is not allowed"
+    if not bad.isprintable() or bad.isspace():
+        return f"the character U+{ord(bad):04X} is not allowed"
+    return f"'{bad}' is not allowed"
 
 
 def negotiate_subprotocol(

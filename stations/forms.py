@@ -22,6 +22,7 @@ from stations.models import (
     RegistrationStatus,
     Station,
 )
+from stations.services.station_settings import visibility_missing
 
 CBID_LABEL = "CBID (Chargebox Identity)"
 # The identity field's label per protocol; static/js/station_form.js switches it.
@@ -90,6 +91,15 @@ class StationCpoForm(forms.Form):
 # ---- station settings -------------------------------------------------------------------
 
 
+class CommaDecimalField(forms.DecimalField):
+    """A decimal number that also takes a decimal comma (60,1699), as Finnish keyboards type it."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.strip().replace(",", ".")
+        return super().to_python(value)
+
+
 class StationSettingsForm(forms.Form):
     """Station settings: place, flags and per-connector plug and power.
 
@@ -109,7 +119,7 @@ class StationSettingsForm(forms.Form):
         help_text="Two-letter code (ISO 3166-1), e.g. FI.",
         widget=forms.TextInput(attrs={"autocomplete": "country", "size": 3}),
     )
-    latitude = forms.DecimalField(
+    latitude = CommaDecimalField(
         label="Latitude",
         required=False,
         min_value=-90,
@@ -117,7 +127,7 @@ class StationSettingsForm(forms.Form):
         help_text="Decimal degrees, −90 to 90 (e.g. 60.169857).",
         widget=forms.TextInput(attrs={"inputmode": "decimal"}),
     )
-    longitude = forms.DecimalField(
+    longitude = CommaDecimalField(
         label="Longitude",
         required=False,
         min_value=-180,
@@ -160,13 +170,23 @@ class StationSettingsForm(forms.Form):
             initial[self.plug_field(connector)] = connector.plug_type
             initial[self.power_field(connector)] = connector.max_power_kw
         super().__init__(*args, initial=initial, **kwargs)
+        if not station.visible and visibility_missing(station):
+            # Not tickable until the requirements are saved; static/js/station_settings.js
+            # enables it as soon as the fields on the page meet them (the service checks).
+            self.fields["visible"].widget.attrs.update(
+                {
+                    "disabled": True,
+                    "aria-describedby": "id_visible_helptext visible-missing",
+                    "data-has-cpo": "1" if station.cpo_id else "0",
+                }
+            )
         for connector in self.connectors:
             self.fields[self.plug_field(connector)] = forms.ChoiceField(
                 label=f"Connector {connector.label}: plug type",
                 choices=[("", "Not set"), *Connector.PlugType.choices],
                 required=False,
             )
-            self.fields[self.power_field(connector)] = forms.DecimalField(
+            self.fields[self.power_field(connector)] = CommaDecimalField(
                 label=f"Connector {connector.label}: maximum power (kW)",
                 required=False,
                 min_value=Decimal("0.1"),

@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "cpo.context_processors.team_menu",
+                "stations.context_processors.station_menu",
             ],
         },
     },
@@ -143,6 +144,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "stations:list"
+# A refused CSRF check gets a panel page that says what to do (virta/errors.py).
+CSRF_FAILURE_VIEW = "virta.errors.csrf_failure"
 LOGOUT_REDIRECT_URL = "login"
 # Panel login brute force (cpo/throttle.py, SECURITY.md): after LOGIN_MAX_FAILURES failed
 # logins for one username, or LOGIN_MAX_FAILURES_PER_ADDRESS from one client address,

@@ -23,3 +23,9 @@ urlpatterns = [
     path("", include("stations.urls")),
     # Static files are WhiteNoise's (a middleware: see settings.py).
 ]
+
+# Error pages inside the panel layout (virta/errors.py); 500 is Django's view with
+# templates/500.html, which needs neither the database nor a context processor.
+handler400 = "virta.errors.bad_request"
+handler403 = "virta.errors.permission_denied"
+handler404 = "virta.errors.page_not_found"

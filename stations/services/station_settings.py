@@ -29,6 +29,9 @@ VISIBLE_RULE = (
     "A station can be visible to customers only when it has a CPO, a name, "
     "an address and coordinates."
 )
+# The name a pooled station gets at its first connection (sessions.pool_station_name):
+# not a name to show customers.
+AUTO_NAME_RE = re.compile(r"Created \d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 
 
 class SettingsError(Exception):
@@ -202,6 +205,8 @@ def visibility_missing(station: Station) -> list[str]:
         missing.append("a CPO")
     if not station.name.strip():
         missing.append("a name")
+    elif AUTO_NAME_RE.fullmatch(station.name.strip()):
+        missing.append("a name of its own (not the automatic “Created …”)")
     if not station.has_address:
         missing.append("an address (street, city and country)")
     if not station.has_coordinates:
