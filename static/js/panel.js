@@ -60,6 +60,10 @@
       (label || field).scrollIntoView({ block: "center" });
       field.focus({ preventScroll: true });
     });
-    summary.focus();
+    // After load: the browser's scroll to a fragment (a command form posts to its own
+    // #command-…) would otherwise take focus back to the document.
+    var focusSummary = function () { setTimeout(function () { summary.focus(); }, 0); };
+    if (document.readyState === "complete") focusSummary();
+    else window.addEventListener("load", focusSummary);
   }
 })();
