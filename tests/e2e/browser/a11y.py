@@ -51,6 +51,13 @@ def screenshot(page: Page, name: str) -> None:
     """A full-page picture into screens/ (gitignored; CI keeps it as an artifact)."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    if width and width < 720:
+        # Screen-sized slices too: a whole phone page shrinks to illegible.
+        height = page.evaluate("document.documentElement.scrollHeight")
+        for n, top in enumerate(range(0, height, 1200)):
+            clip = {"x": 0, "y": top, "width": width, "height": min(1200, height - top)}
+            page.screenshot(path=str(SCREENS / f"{name}-{n}.png"), clip=clip, full_page=True)
 
 
 def focused(page: Page, expression: str = "el => el") -> object:
