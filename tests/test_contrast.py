@@ -112,7 +112,9 @@ def test_every_focus_outline_is_a_solid_colour():
 @pytest.mark.parametrize("selector,value", focus_outlines())
 def test_focus_indicator_is_at_least_3_to_1_against_its_backgrounds(selector, value):
     ring = colour(value)
-    backgrounds = [VARS["--topbar"]] if selector.startswith(".topbar") else LIGHT_BACKGROUNDS
+    # The top bar is dark; its drop-down menus are white again.
+    on_dark = selector.startswith(".topbar") and ".menu-list" not in selector
+    backgrounds = [VARS["--topbar"]] if on_dark else LIGHT_BACKGROUNDS
     for bg in backgrounds:
         assert contrast(ring, bg) >= 3, f"{selector}: {ring} on {bg} is {contrast(ring, bg):.2f}:1"
 

@@ -140,7 +140,9 @@ def test_the_live_parts_are_aria_live_regions(client, alice, station_a):
 
     assert '<span data-live-part="connection" aria-live="polite">' in html
     assert '<div data-live-part="connectors" aria-live="polite">' in html
-    assert '<div data-live-part="history" aria-live="polite">' in html
+    # The command history, not the configuration table (hundreds of rows) beside it.
+    assert 'id="command-history" aria-labelledby="command-history-title" aria-live="polite"' in html
+    assert 'id="configuration" aria-labelledby="configuration-title">' in html
 
 
 def test_long_payloads_are_labelled_keyboard_scrollable_regions(client, alice, station_a):

