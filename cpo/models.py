@@ -93,6 +93,7 @@ class AuditEvent(models.Model):
         MEMBER_SET = "member_set", "Member added or role changed"
         USER_CREATED = "user_created", "User created"
         STATION_CLAIMED = "station_claimed", "Station claimed"
+        STATION_CLAIM_REFUSED = "station_claim_refused", _("Station claim refused")
         STATION_ASSIGNED = "station_assigned", "Station CPO changed"
         STATION_SETTINGS_CHANGED = "station_settings_changed", "Station settings changed"
         COMMAND_REQUESTED = "command_requested", "Command requested"

@@ -47,18 +47,33 @@ class StationAddForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     cpo = forms.ModelChoiceField(label="CPO", queryset=Cpo.objects.none(), empty_label=None)
+    proof = forms.CharField(
+        label="Serial number or claim code",
+        max_length=255,
+        required=False,
+        help_text=(
+            "The charger's serial number as it reported it when it booted (on its label or "
+            "in its own settings), or the claim code your system administrator gave you."
+        ),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
     generate_password = forms.BooleanField(
         label="Generate a charger password (OCPP security profile 1)",
         required=False,
+        initial=True,
         help_text=(
-            "The password is shown once. A connected charger is sent it and keeps working; "
-            "an offline one must be given it by hand before it connects again."
+            "Recommended: without a password anyone who knows the CBID can connect as this "
+            "charger. The password is shown once. A connected charger is sent it and keeps "
+            "working; an offline one must be given it by hand before it connects again."
         ),
     )
 
-    def __init__(self, *args, cpos, **kwargs):
-        """`cpos`: the CPOs the user may add stations to (Cpo.objects.for_user(..., admin))."""
+    def __init__(self, *args, cpos, require_proof: bool = False, **kwargs):
+        """`cpos`: the CPOs the user may add stations to (Cpo.objects.for_user(..., admin)).
+        `require_proof`: strong claim mode (CLAIM_REQUIRE_PROOF) asks for `proof`."""
         super().__init__(*args, **kwargs)
+        if not require_proof:
+            del self.fields["proof"]
         self.fields["cpo"].queryset = cpos
         choices = list(cpos[:2])
         if len(choices) == 1:

@@ -121,6 +121,9 @@ class Station(models.Model):
     # A rotated password not yet confirmed by the charger: both verify until it is.
     auth_password_pending_hash = models.CharField(max_length=256, blank=True)
     security_profile = models.PositiveSmallIntegerField(default=0)
+    # When the charger first logged in with its current password; None: it has not yet
+    # (the panel says "no password yet" until it has).
+    auth_password_used_at = models.DateTimeField(null=True, blank=True)
     # Source address of the handshake that created the station (pool spam limits).
     created_from_addr = models.CharField(max_length=64, blank=True)
     # Strict: OCPP schemas enforced as written. Lenient: unknown fields and over-long
@@ -526,6 +529,8 @@ class ConnectionAttempt(models.Model):
         PLAIN_WS = "plain_ws", "Security profile requires TLS"
         RATE_LIMITED = "rate_limited", "Too many attempts"
         POOL_FULL = "pool_full", "Pool limit reached"
+        PROTOCOL_MISMATCH = "protocol_mismatch", "CBID registered for another protocol"
+        LIVE_CONNECTION = "live_connection", "Live connection kept (station has no password)"
 
     cbid = models.CharField("CBID", max_length=100, blank=True)
     remote_addr = models.CharField(max_length=64, blank=True)

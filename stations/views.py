@@ -49,10 +49,12 @@ from stations.models import (
 from stations.services.access import station_get_for_user, user_may_command
 from stations.services.claiming import (
     ClaimError,
+    ClaimRateLimited,
     addable_cpos,
     ocpp_endpoint_url,
     station_assign,
     station_claim,
+    station_claim_code,
 )
 from stations.services.commands import command_request, station_command_history
 from stations.services.passwords import station_password_issue
@@ -134,7 +136,10 @@ def station_add(request: HttpRequest) -> HttpResponse:
             return render(request, "stations/station_add_no_cpo.html")
         raise PermissionDenied("Only CPO admins can add stations.")
 
-    form = StationAddForm(request.POST or None, cpos=cpos)
+    form = StationAddForm(
+        request.POST or None, cpos=cpos, require_proof=settings.CLAIM_REQUIRE_PROOF
+    )
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             station = station_claim(
@@ -142,12 +147,15 @@ def station_add(request: HttpRequest) -> HttpResponse:
                 protocol=form.cleaned_data["protocol"],
                 cbid=form.cleaned_data["cbid"],
                 cpo=form.cleaned_data["cpo"],
+                proof=form.cleaned_data.get("proof", ""),
             )
         except ClaimError as exc:
             field = exc.field if exc.field in form.fields else None
             if field == "cpo" and form.cpo_is_hidden:
                 field = None
             form.add_error(field, exc.message)
+            if isinstance(exc, ClaimRateLimited):
+                status = 429
         else:
             if station.protocol != Protocol.OCPP:
                 detail = " It is waiting for its connection."
@@ -160,11 +168,16 @@ def station_add(request: HttpRequest) -> HttpResponse:
                 return _issue_password(request, station, done=added)
             messages.success(request, added)
             return redirect("stations:list")
+    protocol = form["protocol"].value() or Protocol.OCPP
     return render(
         request,
         "stations/station_form.html",
-        {"form": form, "identity_labels": IDENTITY_LABELS},
-        status=400 if form.is_bound and form.errors else 200,
+        {
+            "form": form,
+            "identity_labels": IDENTITY_LABELS,
+            "vendor_protocol": protocol != Protocol.OCPP,
+        },
+        status=status if status != 200 else 400 if form.is_bound and form.errors else 200,
     )
 
 
@@ -182,7 +195,12 @@ def _issue_password(request: HttpRequest, station: Station, *, done: str = "") -
     response = render(
         request,
         "stations/station_password.html",
-        {"station": station, "issued": issued, "done": done},
+        {
+            "station": station,
+            "issued": issued,
+            "done": done,
+            "password_hex": issued.password.encode("utf-8").hex(),
+        },
     )
     response["Cache-Control"] = "no-store"
     return response
@@ -272,6 +290,13 @@ def _render_detail(
             "command_forms": command_forms,
             "command_form_failed": command_form,
             "is_pending": station.registration_status != RegistrationStatus.ACCEPTED,
+            # Strong claim mode: system administrators give a pool station's code to its owner.
+            "claim_code": station_claim_code(station)
+            if request.user.is_superuser
+            and settings.CLAIM_REQUIRE_PROOF
+            and station.cpo_id is None
+            and station.protocol == Protocol.OCPP
+            else "",
             **_live_context(station, connectors=connectors, transactions=transactions),
         },
         status=status,

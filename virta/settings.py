@@ -256,6 +256,23 @@ if OCPP_POOL_BOOT_STATUS not in {"Pending", "Accepted", "Rejected"}:
     raise ImproperlyConfigured("OCPP_POOL_BOOT_STATUS must be Pending, Accepted or Rejected.")
 # Whether a CBID never seen before may connect (and land in the pool).
 OCPP_ALLOW_UNKNOWN_STATIONS = env.bool("OCPP_ALLOW_UNKNOWN_STATIONS", default=True)
+# A station without a password whose live connection is challenged by a new one (SECURITY.md):
+# "serial" lets the newcomer take over only once its BootNotification reports the serial
+# number the station reported before; "never" refuses it while the live one holds;
+# "always" lets the newest connection win as for stations with a password.
+OCPP_REPLACE_WITHOUT_PASSWORD = env.str("OCPP_REPLACE_WITHOUT_PASSWORD", default="serial")
+if OCPP_REPLACE_WITHOUT_PASSWORD not in {"serial", "never", "always"}:
+    raise ImproperlyConfigured("OCPP_REPLACE_WITHOUT_PASSWORD must be serial, never or always.")
+
+# --- Claiming stations (stations/services/claiming.py, SECURITY.md) ---------------
+# Refused claims ("Add new station") per user and per target CPO within the window before
+# further claims are refused unexamined (0 = no limit).
+CLAIM_MAX_FAILURES_PER_USER = env.int("CLAIM_MAX_FAILURES_PER_USER", default=10)
+CLAIM_MAX_FAILURES_PER_CPO = env.int("CLAIM_MAX_FAILURES_PER_CPO", default=30)
+CLAIM_FAILURE_WINDOW = env.int("CLAIM_FAILURE_WINDOW", default=3600)
+# Strong claim mode: claiming an OCPP station also asks for the serial number the charger
+# reported at boot, or the station's claim code (shown to system administrators).
+CLAIM_REQUIRE_PROOF = env.bool("CLAIM_REQUIRE_PROOF", default=False)
 # Public base URL chargers use, e.g. "wss://csms.example.com"; shown on "Connect a charger".
 OCPP_PUBLIC_URL = env.str("OCPP_PUBLIC_URL", default="ws://127.0.0.1:8000")
 # Seconds to wait for a charger's answer to a CALL we send.

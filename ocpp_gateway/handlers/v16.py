@@ -18,10 +18,11 @@ from ocpp.v16.enums import Action, DataTransferStatus
 from ocpp_gateway.db import db_call
 from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol
+from ocpp_gateway.takeover import boot_decision
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from ocpp_spec.errors import CallErrorReply
 from ocpp_spec.times import utc_iso, utc_now_iso
-from stations.services.boot import BootInfo, station_boot
+from stations.services.boot import BootInfo
 from stations.services.charging import StatusReport
 from stations.services.id_tags import IdTagInfo, id_tag_authorize
 from stations.services.meter_values import BIGINT_MAX, MeterReading, MeterSample
@@ -68,7 +69,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             meter_type=kwargs.get("meter_type", ""),
             meter_serial_number=kwargs.get("meter_serial_number", ""),
         )
-        decision = await db_call(station_boot, station_id=self.session.station_id, info=info)
+        decision = await boot_decision(self, info)
         self.session.registration_status = decision.status
         return call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status

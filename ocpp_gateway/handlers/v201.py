@@ -16,9 +16,10 @@ from ocpp.v201.enums import Action
 from ocpp_gateway.db import db_call
 from ocpp_gateway.group_commit import charging_writes
 from ocpp_gateway.protocol import OcppProtocol, to_camel_case
+from ocpp_gateway.takeover import boot_decision
 from ocpp_spec.errors import CallErrorReply
 from ocpp_spec.times import utc_iso, utc_now_iso
-from stations.services.boot import BootInfo, station_boot
+from stations.services.boot import BootInfo
 from stations.services.charging import StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
 from stations.services.id_tags import IdTagInfo
@@ -92,7 +93,7 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             imsi=modem.get("imsi", ""),
             reason=reason,
         )
-        decision = await db_call(station_boot, station_id=self.session.station_id, info=info)
+        decision = await boot_decision(self, info)
         self.session.registration_status = decision.status
         return self._call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status

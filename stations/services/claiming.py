@@ -7,14 +7,17 @@ station's CPO changes, and it writes the audit trail (StationAssignment) every t
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from cpo.audit import Action, audit_record
-from cpo.models import Cpo, Membership
+from cpo.models import AuditEvent, Cpo, Membership
 from ocpp_spec.identity import InvalidCbid, validate_cbid
 from stations.models import Protocol, RegistrationStatus, Station, StationAssignment
 from stations.services.commands import command_request_system
@@ -26,16 +29,31 @@ logger = logging.getLogger(__name__)
 SOURCES = ("panel", "admin", "cli")
 
 
+# Why a claim was refused, as the audit log says it. Refusals that could tell a guesser
+# something (UNAVAILABLE, PROOF) count towards the claim rate limit; RATE_LIMITED ones do not.
+UNAVAILABLE = "unavailable"
+PROOF = "proof"
+RATE_LIMITED = "rate_limited"
+COUNTED_REFUSALS = (UNAVAILABLE, PROOF)
+
+
 class ClaimError(Exception):
     """A claim or assignment the rules refuse; `message` is shown to the user as is.
 
     `field` names the form field the message belongs beside (None: the whole form).
+    `reason` (UNAVAILABLE, PROOF, RATE_LIMITED, or "" for plain input mistakes) is what the
+    audit log records for a refused claim.
     """
 
-    def __init__(self, message: str, *, field: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, reason: str = ""):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.reason = reason
+
+
+class ClaimRateLimited(ClaimError):
+    """Too many refused claims lately, by this user or into this CPO (answered 429)."""
 
 
 def ocpp_endpoint_url(cbid: str = "<CBID>") -> str:
@@ -54,16 +72,25 @@ def station_claim(
     protocol: str,
     cbid: str,
     cpo: Cpo | None = None,
+    proof: str = "",
 ) -> Station:
     """Add a station to one of the user's CPOs ("Add new station").
 
     - The CBID is trimmed and matched case-insensitively.
-    - OCPP: a CBID in the pool is assigned to the CPO and its registration set to Accepted;
-      a CBID that never connected is refused with the URL to set on the charger.
+    - OCPP: a CBID in the pool is assigned to the CPO and its registration set to Accepted.
+      A CBID that never connected and one another CPO holds get the same answer (the URL to
+      set on the charger), so the form cannot tell which CBIDs exist.
+    - Strong mode (CLAIM_REQUIRE_PROOF): an OCPP claim also needs `proof`, the serial number
+      the charger reported at boot or the station's claim code (`station_claim_code`);
+      a wrong one gets that same answer.
     - Ensto / Remotec: a station row is created under the CPO, waiting for connection.
-    - A CBID already in one of the user's CPOs is refused saying so; one owned by another
-      CPO is refused without naming it.
+    - A CBID already in one of the user's CPOs is refused saying so.
     - `cpo` may be omitted when the user may add to exactly one CPO.
+
+    Guessing does not pay: every refusal is in the audit log (`station_claim_refused`), and
+    after CLAIM_MAX_FAILURES_PER_USER (per user) or CLAIM_MAX_FAILURES_PER_CPO (per target
+    CPO) refusals within CLAIM_FAILURE_WINDOW seconds, claims are refused unexamined
+    (ClaimRateLimited) until they age out.
 
     Raises PermissionDenied when the user may not add stations to any CPO (or to `cpo`),
     ClaimError for everything else. Of two concurrent claims of one CBID exactly one wins:
@@ -71,10 +98,19 @@ def station_claim(
     """
     allowed = addable_cpos(user)
     target = _target_cpo(user=user, allowed=allowed, cpo=cpo)
+    cbid = (cbid or "").strip()
+    try:
+        _check_claim_rate(user=user, cpo=target)
+        return _claim(user=user, protocol=protocol, cbid=cbid, target=target, proof=proof)
+    except ClaimError as exc:
+        if exc.reason:
+            _audit_refusal(user=user, cpo=target, cbid=cbid, protocol=protocol, reason=exc.reason)
+        raise
 
+
+def _claim(*, user: AbstractBaseUser, protocol: str, cbid: str, target: Cpo, proof: str) -> Station:
     if protocol not in Protocol.values:
         raise ClaimError("Choose a protocol: Ensto, OCPP or Remotec.", field="protocol")
-    cbid = (cbid or "").strip()
     if not cbid:
         raise ClaimError("Enter the station's identity.", field="cbid")
     if protocol == Protocol.OCPP:
@@ -84,6 +120,12 @@ def station_claim(
             raise ClaimError(f"This is not a valid CBID: {exc}.", field="cbid")
     elif len(cbid) > 48:
         raise ClaimError("A device identifier has at most 48 characters.", field="cbid")
+    strong = settings.CLAIM_REQUIRE_PROOF and protocol == Protocol.OCPP
+    if strong and not proof.strip():
+        raise ClaimError(
+            "Enter the charger's serial number (as it reported it at boot) or its claim code.",
+            field="proof",
+        )
 
     with transaction.atomic():
         station = Station.objects.select_for_update().by_cbid(cbid).first()
@@ -94,35 +136,108 @@ def station_claim(
                 return station
             # Someone registered that identity a moment ago: judge it like any other.
             station = Station.objects.select_for_update().by_cbid(cbid).first()
-        if station is None:
-            raise ClaimError(
-                f"No charger with the CBID “{cbid}” has connected yet. Set the charger's "
-                f"OCPP backend URL to {ocpp_endpoint_url(cbid)} and restart it; once it has "
-                "connected, add it here.",
-                field="cbid",
-            )
-        if station.cpo_id is not None:
+        if station is not None and station.cpo_id is not None:
             mine = Cpo.objects.for_user(user).filter(pk=station.cpo_id).first()
             if mine is not None:
                 raise ClaimError(
                     f"The station “{station.cbid}” is already in your CPO {mine.name}.",
                     field="cbid",
                 )
-            # Never name the other CPO: that would leak who operates the charger.
-            raise ClaimError(
-                f"The station “{station.cbid}” is registered to another operator and cannot "
-                "be added. If it is yours, contact support.",
-                field="cbid",
-            )
+            # Another CPO's: answered like a CBID that never connected, so the answer
+            # tells a guesser nothing (and never names the other CPO).
+            station = None
+        if station is None:
+            raise _unavailable(cbid=cbid, protocol=protocol, strong=strong)
         if station.protocol != protocol:
             raise ClaimError(
                 f"The station “{station.cbid}” connected over "
                 f"{station.get_protocol_display()}: choose that protocol.",
                 field="protocol",
             )
+        if strong and not _proof_matches(station, proof):
+            raise _unavailable(cbid=cbid, protocol=protocol, strong=strong, reason=PROOF)
         station = station_assign(station=station, cpo=target, by=user, source="panel")
         _audit_claim(user=user, station=station)
         return station
+
+
+def _unavailable(
+    *, cbid: str, protocol: str, strong: bool, reason: str = UNAVAILABLE
+) -> ClaimError:
+    """The one answer for "never connected", "another operator's" and "wrong proof"."""
+    if protocol != Protocol.OCPP:
+        return ClaimError(
+            f"The identifier “{cbid}” cannot be added. If the charger is yours, contact support.",
+            field="cbid",
+            reason=reason,
+        )
+    what = (
+        f"No charger with the CBID “{cbid}” and that serial number or claim code"
+        if strong
+        else f"No charger with the CBID “{cbid}”"
+    )
+    return ClaimError(
+        f"{what} is waiting to be added. Set the charger's OCPP backend URL to "
+        f"{ocpp_endpoint_url(cbid)} and restart it; once it has connected, add it here. "
+        "If it connected already and cannot be added, contact support.",
+        field="cbid",
+        reason=reason,
+    )
+
+
+def station_claim_code(station: Station) -> str:
+    """The station's claim code (strong claim mode): a system administrator reads it on the
+    pool station's page and gives it to the charger's owner instead of the serial number.
+
+    Derived from SECRET_KEY and the CBID, so it needs no storage and cannot be guessed.
+    """
+    digest = salted_hmac("virta.stations.claim_code", station.cbid.lower()).hexdigest()
+    code = str(int(digest[:20], 16)).zfill(12)[-12:]
+    return f"{code[:4]}-{code[4:8]}-{code[8:]}"
+
+
+def _proof_matches(station: Station, proof: str) -> bool:
+    given = proof.strip().casefold()
+    if not given:
+        return False
+    if given.replace(" ", "") == station_claim_code(station).replace(" ", ""):
+        return True
+    serials = (station.serial_number, station.charge_box_serial_number)
+    return any(serial.strip() and serial.strip().casefold() == given for serial in serials)
+
+
+def _check_claim_rate(*, user: AbstractBaseUser, cpo: Cpo) -> None:
+    """Refuse, unexamined, a claim by a user or into a CPO that was refused too often lately."""
+    since = timezone.now() - timedelta(seconds=settings.CLAIM_FAILURE_WINDOW)
+    refusals = AuditEvent.objects.filter(
+        action=Action.STATION_CLAIM_REFUSED, time__gte=since, details__reason__in=COUNTED_REFUSALS
+    )
+    limits = (
+        (settings.CLAIM_MAX_FAILURES_PER_USER, refusals.filter(user=user)),
+        (settings.CLAIM_MAX_FAILURES_PER_CPO, refusals.filter(cpo=cpo)),
+    )
+    for limit, counted in limits:
+        if limit and counted.count() >= limit:
+            minutes = max(settings.CLAIM_FAILURE_WINDOW // 60, 1)
+            raise ClaimRateLimited(
+                "Too many stations could not be added lately. Try again in "
+                f"{minutes} minutes, or contact support.",
+                reason=RATE_LIMITED,
+            )
+
+
+def _audit_refusal(
+    *, user: AbstractBaseUser, cpo: Cpo, cbid: str, protocol: str, reason: str
+) -> None:
+    """A refused claim, in the audit log (its own transaction: the claim's rolled back)."""
+    audit_record(
+        action=Action.STATION_CLAIM_REFUSED,
+        user=user,
+        cpo=cpo,
+        target=cbid,
+        details={"protocol": protocol, "reason": reason},
+    )
+    logger.info("Claim of %r by %s into %s refused (%s)", cbid, user, cpo, reason)
 
 
 def _audit_claim(*, user: AbstractBaseUser, station: Station) -> None:

@@ -112,12 +112,18 @@ def station_credentials_check(
     if verify_password(password, station.auth_password_hash, version=version):
         if needs_rehash(station.auth_password_hash):
             _password_rehash(station, password=password, version=version)
+        if station.auth_password_used_at is None:
+            Station.objects.filter(
+                pk=station.pk, auth_password_hash=station.auth_password_hash
+            ).update(auth_password_used_at=timezone.now())
         return
     pending = station.auth_password_pending_hash
     if pending and verify_password(password, pending, version=version):
         # The charger uses the rotated password: it has it, so it becomes the password.
         Station.objects.filter(pk=station.pk, auth_password_pending_hash=pending).update(
-            auth_password_hash=pending, auth_password_pending_hash=""
+            auth_password_hash=pending,
+            auth_password_pending_hash="",
+            auth_password_used_at=timezone.now(),
         )
         logger.info("Station %s logged in with its new password: rotation done", station.cbid)
         return
@@ -153,6 +159,7 @@ def station_password_set(*, station: Station, password: str) -> None:
         _password_make_current(fresh, encoded)
     station.auth_password_hash = encoded
     station.auth_password_pending_hash = ""
+    station.auth_password_used_at = None
     station.security_profile = fresh.security_profile
 
 
@@ -223,11 +230,13 @@ def _password_make_current(station: Station, encoded: str) -> None:
     """`encoded` becomes the station's password, no other pending; a password is required."""
     station.auth_password_hash = encoded
     station.auth_password_pending_hash = ""
+    station.auth_password_used_at = None
     station.security_profile = max(station.security_profile, 1)
     station.save(
         update_fields=[
             "auth_password_hash",
             "auth_password_pending_hash",
+            "auth_password_used_at",
             "security_profile",
             "updated_at",
         ]

@@ -46,6 +46,10 @@ class StationSession:
     free_usage: bool = False
     # The channel of an older connection of the same station, to be closed.
     replaced_channel: str = ""
+    # A connection to a station without a password while another connection holds it
+    # (OCPP_REPLACE_WITHOUT_PASSWORD = "serial"): it may only boot, and takes over only if
+    # its BootNotification reports the station's serial number (`station_take_over_by_serial`).
+    probation: bool = False
 
 
 def pool_station_name(now: datetime) -> str:
@@ -65,11 +69,22 @@ def station_open_session(
 
     A CBID never seen before lands in the pool (unless unknown stations are refused, the
     source address created too many pool stations lately, or the pool is full).
-    The newest connection wins: the previous channel, if any, is returned to be closed.
+    The newest connection wins: the previous channel, if any, is returned to be closed;
+    except that a station without a password does not let a newcomer displace a live
+    connection on its word alone (OCPP_REPLACE_WITHOUT_PASSWORD). A station of another
+    protocol (Ensto, Remotec) is never matched: its identity is refused for OCPP.
     Raises ConnectionRefused.
     """
     now = timezone.now()
     station = Station.objects.by_cbid(cbid).first()
+    if station is not None and station.protocol != Protocol.OCPP:
+        # Registered as a vendor-protocol device (maybe before any charger connected): an
+        # OCPP charger with that identity must not be taken in under that station's CPO.
+        raise ConnectionRefused(
+            ConnectionAttempt.Reason.PROTOCOL_MISMATCH,
+            f"the identity is registered for the {station.get_protocol_display()} protocol",
+            cbid=station.cbid,
+        )
     if station is None:
         if not settings.OCPP_ALLOW_UNKNOWN_STATIONS:
             raise ConnectionRefused(ConnectionAttempt.Reason.UNKNOWN_CBID, "unknown CBID")
@@ -91,9 +106,76 @@ def station_open_session(
         remote_addr=remote_addr,
         now=now,
     )
+    if _live_without_password(station, channel_name=channel_name):
+        mode = settings.OCPP_REPLACE_WITHOUT_PASSWORD
+        if mode == "serial" and _serials(station):
+            logger.warning(
+                "Station %s has no password and a live connection: the new one must report "
+                "its serial number at boot to take over",
+                station.cbid,
+            )
+            session = _session_of(station, version=version)
+            session.registration_status = RegistrationStatus.PENDING
+            session.probation = True
+            return session
+        if mode != "always":
+            raise ConnectionRefused(
+                ConnectionAttempt.Reason.LIVE_CONNECTION,
+                "the station has no password and a live connection",
+                cbid=station.cbid,
+            )
     replaced = _session_take_over(station, version=version, channel_name=channel_name, now=now)
     return _session_of(
         station, version=version, replaced_channel=replaced if replaced != channel_name else ""
+    )
+
+
+def _live_without_password(station: Station, *, channel_name: str) -> bool:
+    return (
+        not station.auth_password_hash
+        and station.connected
+        and bool(station.channel_name)
+        and station.channel_name != channel_name
+    )
+
+
+def _serials(station: Station) -> set[str]:
+    """The serial numbers the station reported at boot, compared case-insensitively."""
+    serials = (station.serial_number, station.charge_box_serial_number)
+    return {serial.strip().casefold() for serial in serials if serial.strip()}
+
+
+def station_take_over_by_serial(
+    *, session: StationSession, channel_name: str, serial_numbers: tuple[str, ...]
+) -> StationSession | None:
+    """A connection on probation booted: it takes the station over if it reported one of
+    the station's serial numbers (or if the live connection is gone meanwhile).
+
+    Returns its new session (`replaced_channel`: the connection to close), or None when it
+    must not: then it stays refused (its boot is answered Rejected) and nothing it said is
+    stored.
+    """
+    station = Station.objects.get(pk=session.station_id)
+    reported = {serial.strip().casefold() for serial in serial_numbers if serial.strip()}
+    live = _live_without_password(station, channel_name=channel_name)
+    if live and not (reported & _serials(station)):
+        logger.warning(
+            "Station %s: a new connection reported another serial number; the live one stays",
+            station.cbid,
+        )
+        return None
+    now = timezone.now()
+    replaced = _session_take_over(
+        station, version=session.version, channel_name=channel_name, now=now
+    )
+    station.refresh_from_db()
+    logger.info(
+        "Station %s: the new connection reported its serial number: taken over", station.cbid
+    )
+    return _session_of(
+        station,
+        version=session.version,
+        replaced_channel=replaced if replaced != channel_name else "",
     )
 
 

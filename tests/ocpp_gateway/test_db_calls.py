@@ -59,7 +59,7 @@ async def test_two_chargers_boot_at_the_same_time(monkeypatch):
         barrier.wait()
         return BootDecision(status="Accepted", interval=300)
 
-    monkeypatch.setattr("ocpp_gateway.handlers.v16.station_boot", slow_boot)
+    monkeypatch.setattr("ocpp_gateway.takeover.station_boot", slow_boot)
     chargers = [open_charger(f"CP-PAR-{i}") for i in range(2)]
     for charger in chargers:
         assert await charger.connect()

@@ -43,7 +43,7 @@ def test_a_cbid_that_never_connected_gets_the_url_to_set_on_the_charger(alice, s
     with pytest.raises(ClaimError) as caught:
         station_claim(user=alice, protocol=Protocol.OCPP, cbid="NEVER-SEEN")
 
-    assert "No charger with the CBID “NEVER-SEEN” has connected yet" in caught.value.message
+    assert "No charger with the CBID “NEVER-SEEN” is waiting to be added" in caught.value.message
     assert "wss://csms.example.com/ocpp/NEVER-SEEN" in caught.value.message
     assert caught.value.field == "cbid"
     assert not Station.objects.exists()
@@ -62,7 +62,7 @@ def test_a_cbid_of_another_cpo_is_refused_without_naming_it(alice, cpo_b):
     with pytest.raises(ClaimError) as caught:
         station_claim(user=alice, protocol=Protocol.OCPP, cbid="CP-THEIRS")
 
-    assert "another operator" in caught.value.message
+    assert "is waiting to be added" in caught.value.message
     assert "CPO B" not in caught.value.message
     assert Station.objects.get(cbid="CP-THEIRS").cpo == cpo_b
 
@@ -316,7 +316,7 @@ def test_of_two_concurrent_claims_exactly_one_wins():
     winners = [name for name, r in results.items() if isinstance(r, Station)]
     losers = [r for r in results.values() if isinstance(r, ClaimError)]
     assert len(winners) == 1 and len(losers) == 1, results
-    assert "another operator" in losers[0].message
+    assert "is waiting to be added" in losers[0].message
     station.refresh_from_db()
     assert station.cpo == {"alice": cpo_a, "carol": cpo_b}[winners[0]]
     assert StationAssignment.objects.filter(station=station).count() == 1

@@ -347,8 +347,9 @@ def test_a_cbid_that_never_connected_shows_its_error_beside_the_field(client, al
 
     assert response.status_code == 400
     assert response.context["form"].errors["cbid"] == [
-        "No charger with the CBID “NOPE-1” has connected yet. Set the charger's OCPP backend "
-        "URL to ws://127.0.0.1:8000/ocpp/NOPE-1 and restart it; once it has connected, add it here."
+        "No charger with the CBID “NOPE-1” is waiting to be added. Set the charger's OCPP "
+        "backend URL to ws://127.0.0.1:8000/ocpp/NOPE-1 and restart it; once it has connected, "
+        "add it here. If it connected already and cannot be added, contact support."
     ]
     assert 'id="id_cbid_error"' in response.content.decode()
 

@@ -70,7 +70,9 @@ def test_a_cbid_that_never_connected_shows_its_error(page: Page, live_server, st
     page.get_by_role("button", name="Add").click()
 
     error = page.locator("#id_cbid_error")
-    expect(error).to_contain_text("No charger with the CBID “NEVER-CONNECTED” has connected yet")
+    expect(error).to_contain_text(
+        "No charger with the CBID “NEVER-CONNECTED” is waiting to be added"
+    )
     expect(error).to_contain_text("/ocpp/NEVER-CONNECTED")
     expect(page.get_by_label("CBID (Chargebox Identity)")).to_have_attribute("aria-invalid", "true")
     assert not Station.objects.filter(cbid__iexact="never-connected").exists()
