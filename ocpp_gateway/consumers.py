@@ -22,6 +22,7 @@ from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.refusals import refuse, remote_addr
 from ocpp_gateway.runtime import TaskSet, retry_with_backoff
+from ocpp_gateway.takeover import probation_start
 from ocpp_spec.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from stations.models import Command, ConnectionAttempt
 from stations.services.commands import command_record_failure
@@ -156,6 +157,8 @@ class StationConsumer(AsyncWebsocketConsumer):
         self.charge_point = charge_point_class(version)(
             session, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
         )
+        if session.probation:
+            probation_start(self.charge_point)
         liveness.register(self)
         mailbox.listen(self.channel_layer, self.channel_name)
         logger.info("Station %s connected (OCPP %s)", cbid, version)

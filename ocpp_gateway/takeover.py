@@ -42,3 +42,16 @@ async def boot_decision(charge_point: Any, info: BootInfo) -> BootDecision:
             except Exception:
                 logger.warning("Could not tell the replaced connection of %s to close", taken.cbid)
     return await db_call(station_boot, station_id=charge_point.session.station_id, info=info)
+
+
+def probation_start(charge_point: Any) -> None:
+    """A connection on probation is asked to boot (TriggerMessage BootNotification): a real
+    charger that merely reconnected would otherwise not report its serial number."""
+
+    async def ask_for_boot() -> None:
+        try:
+            await charge_point.send_call("TriggerMessage", {"requestedMessage": "BootNotification"})
+        except Exception as exc:
+            logger.info("%s: no boot on request (%s)", charge_point.session.cbid, exc)
+
+    charge_point.spawn(ask_for_boot(), "asking a connection on probation to boot")

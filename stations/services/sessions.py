@@ -108,7 +108,15 @@ def station_open_session(
     )
     if _live_without_password(station, channel_name=channel_name):
         mode = settings.OCPP_REPLACE_WITHOUT_PASSWORD
-        if mode == "serial" and _serials(station):
+        if mode == "serial" and not _serials(station):
+            # Nothing to compare with (the charger never reported a serial number): the
+            # newest connection wins, as before; a password is the real fix.
+            logger.warning(
+                "Station %s has no password and no serial number: a new connection replaces "
+                "the live one unchecked",
+                station.cbid,
+            )
+        elif mode == "serial":
             logger.warning(
                 "Station %s has no password and a live connection: the new one must report "
                 "its serial number at boot to take over",
@@ -118,7 +126,7 @@ def station_open_session(
             session.registration_status = RegistrationStatus.PENDING
             session.probation = True
             return session
-        if mode != "always":
+        elif mode == "never":
             raise ConnectionRefused(
                 ConnectionAttempt.Reason.LIVE_CONNECTION,
                 "the station has no password and a live connection",

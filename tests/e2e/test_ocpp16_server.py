@@ -178,6 +178,8 @@ async def test_a_second_connection_replaces_the_first(daphne_server, cpo_a):
     async with open_simulator(charger(daphne_server, "DUP-1"), output=quiet) as first:
         assert (await first.boot())[0] == "Accepted"
         async with open_simulator(charger(daphne_server, "DUP-1"), output=quiet) as second:
+            # No password: the newcomer takes over once it boots with the same serial number.
+            assert (await second.boot())[0] == "Accepted"
             await asyncio.wait_for(first._connection.wait_closed(), 5)
             assert first._connection.close_code == CLOSE_REPLACED
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.utils import timezone
 from ocpp_gateway.consumers import CLOSE_REPLACED
 from ocpp_gateway.message_log import message_log
 from ocpp_spec.passwords import hash_password
-from stations.models import ConnectionAttempt, OcppMessage, Station
+from stations.models import ConnectionAttempt, OcppMessage, Station, Transaction
 from tests.factories import make_cpo, make_station
 from tests.ocpp_gateway.conftest import open_charger
 
@@ -142,10 +143,14 @@ async def test_second_connection_replaces_the_first_and_stays_online(settings):
     settings.OCPP_POOL_BOOT_STATUS = "Accepted"
     first = open_charger("CP-DUP")
     assert await first.connect()
-    await first.boot()
+    await first.boot(chargePointSerialNumber="SN-1")
 
     second = open_charger("CP-DUP")
     assert await second.connect()
+    # No password: the newcomer is asked to boot, and takes over once it reports the
+    # station's serial number.
+    await _answer_boot_trigger(second)
+    assert (await second.boot(chargePointSerialNumber="SN-1"))[2]["status"] == "Accepted"
     closed = await first.ws.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": CLOSE_REPLACED}
     await first.close()  # the old socket's disconnect arrives after the new connect
@@ -310,3 +315,79 @@ async def test_a_log_row_the_database_refuses_does_not_block_the_others():
         m async for m in OcppMessage.objects.order_by("id").values_list("direction", flat=True)
     ]
     assert logged == ["in", "out"]
+
+
+async def test_without_a_password_a_newcomer_with_another_serial_leaves_the_live_one(settings):
+    """Issue 11 point 3: an impostor who knows the CBID neither displaces the charger nor
+    overwrites what it told at boot, nor gets its transactions stored."""
+    station = await Station.objects.acreate(
+        cbid="CP-LIVE", protocol="ocpp", registration_status="Accepted", cpo=await _a_cpo()
+    )
+    first = open_charger("CP-LIVE")
+    assert await first.connect()
+    await first.boot(chargePointSerialNumber="SN-REAL")
+
+    impostor = open_charger("CP-LIVE")
+    assert await impostor.connect()
+    await _answer_boot_trigger(impostor)
+    reply = await impostor.boot(chargePointVendor="Evil", chargePointSerialNumber="SN-FAKE")
+    assert reply[2]["status"] == "Rejected"
+    start = await impostor.call(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"},
+    )
+    assert start[0] == 4 and start[2] == "SecurityError"
+
+    assert await first.ws.receive_nothing(timeout=0.3)
+    station = await Station.objects.aget(pk=station.pk)
+    assert (station.vendor, station.serial_number, station.connected) == ("Acme", "SN-REAL", True)
+    assert not await Transaction.objects.filter(station=station).aexists()
+    assert (await first.call("Heartbeat", {}))[0] == 3
+    await impostor.close()
+    assert (await Station.objects.aget(pk=station.pk)).connected
+    await first.close()
+
+
+async def test_without_a_password_never_mode_refuses_the_newcomer(settings):
+    settings.OCPP_REPLACE_WITHOUT_PASSWORD = "never"
+    await Station.objects.acreate(cbid="CP-NEVER", protocol="ocpp", serial_number="SN-1")
+    first = open_charger("CP-NEVER")
+    assert await first.connect()
+
+    second = open_charger("CP-NEVER")
+    assert not await second.connect()
+    assert await ConnectionAttempt.objects.filter(
+        reason=ConnectionAttempt.Reason.LIVE_CONNECTION
+    ).aexists()
+    await first.close()
+
+
+async def test_an_ocpp_charger_never_matches_an_ensto_station(settings):
+    """Issue 11 point 2: a CBID registered as Ensto cannot capture an OCPP charger."""
+    settings.OCPP_ALLOW_UNKNOWN_STATIONS = False
+    cpo = await _a_cpo()
+    await Station.objects.acreate(
+        cbid="SQUAT-1", protocol="ensto", cpo=cpo, registration_status="Accepted"
+    )
+
+    charger = open_charger("SQUAT-1")
+    assert not await charger.connect()
+
+    station = await Station.objects.aget(cbid="SQUAT-1")
+    assert not station.connected and station.ocpp_version == ""
+    assert await ConnectionAttempt.objects.filter(
+        reason=ConnectionAttempt.Reason.PROTOCOL_MISMATCH, cbid="SQUAT-1"
+    ).aexists()
+
+
+async def _answer_boot_trigger(charger) -> None:
+    trigger = await charger.receive()
+    assert trigger[0] == 2 and trigger[2:] == [
+        "TriggerMessage",
+        {"requestedMessage": "BootNotification"},
+    ]
+    await charger.send_raw(json.dumps([3, trigger[1], {"status": "Accepted"}]))
+
+
+async def _a_cpo():
+    return await database_sync_to_async(make_cpo)("CPO Live")

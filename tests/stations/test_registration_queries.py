@@ -35,7 +35,8 @@ def test_a_known_station_connects_with_a_read_and_one_update(django_assert_num_q
     assert station.first_connected_at == station.connected_at == station.last_seen
 
 
-def test_a_reconnect_replaces_the_older_channel_and_keeps_the_first_connection_time():
+def test_a_reconnect_replaces_the_older_channel_and_keeps_the_first_connection_time(settings):
+    settings.OCPP_REPLACE_WITHOUT_PASSWORD = "always"
     make_station("CP-1")
     open_session("CP-1", "chan!1")
     first = Station.objects.get(cbid="CP-1").first_connected_at
