@@ -153,3 +153,60 @@ def redact_password(action: str, payload: object) -> object:
             items.append(item)
         return payload | {"setVariableData": items}
     return payload
+
+
+# ---- charger passwords anywhere in a frame: configuration reads and reports too ----------
+
+# Variables (2.x) and configuration keys (1.6) that hold a charger's Basic-auth password.
+SECRET_KEYS_V16 = frozenset({PASSWORD_KEY_V16.lower()})
+SECRET_VARIABLES_V2 = frozenset({("securityctrlr", "basicauthpassword")})
+# Cheap pre-check before parsing: a frame without these words carries no password.
+SECRET_MARKERS = ("authorizationkey", "basicauthpassword")
+
+
+def is_secret_setting(component: str, variable: str) -> bool:
+    """True for where a charger keeps its password: 1.6 AuthorizationKey (no component),
+    2.x SecurityCtrlr.BasicAuthPassword. Case-insensitive, as chargers spell them loosely."""
+    component, variable = (component or "").lower(), (variable or "").lower()
+    if not component:
+        return variable in SECRET_KEYS_V16
+    return (component, variable) in SECRET_VARIABLES_V2
+
+
+def may_hold_secret(text: str) -> bool:
+    lowered = text.lower()
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def _name(value: object) -> str:
+    return str(value.get("name", "")) if isinstance(value, dict) else ""
+
+
+def redact_secrets(value: object) -> object:
+    """`value` (a frame's payload, a Command's payload or response, camelCase or snake_case)
+    with every charger password blanked out: ChangeConfiguration / GetConfiguration's
+    AuthorizationKey, SetVariables / GetVariables / NotifyReport's
+    SecurityCtrlr.BasicAuthPassword. Everything else is returned as it is."""
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {key: redact_secrets(item) for key, item in value.items()}
+    key = result.get("key")
+    if isinstance(key, str) and is_secret_setting("", key) and result.get("value") is not None:
+        result["value"] = REDACTED
+    component, variable = _name(result.get("component")), _name(result.get("variable"))
+    if component and is_secret_setting(component, variable):
+        for field in ("attributeValue", "attribute_value", "actualValue", "actual_value"):
+            if result.get(field) is not None:
+                result[field] = REDACTED
+        for field in ("variableAttribute", "variable_attribute"):
+            attributes = result.get(field)
+            if isinstance(attributes, list):
+                result[field] = [
+                    item | {"value": REDACTED}
+                    if isinstance(item, dict) and item.get("value") is not None
+                    else item
+                    for item in attributes
+                ]
+    return result

@@ -28,7 +28,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from ocpp_spec.times import utc_iso
 from stations.models import Command, Connector, Station
 from stations.services.access import station_get_for_user
-from stations.services.commands import command_request, station_command_history
+from stations.services.commands import (
+    command_display,
+    command_request,
+    station_command_history,
+)
 
 PAGE_SIZE = 500
 # Connector status (1.6 ChargePointStatus, 2.x ConnectorStatusEnumType) → what a driver
@@ -195,14 +199,15 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def command_json(command: Command) -> dict:
+    payload, response = command_display(command)  # charger passwords blanked out
     return {
         "id": command.pk,
         "action": command.action,
-        "payload": command.payload,
+        "payload": payload,
         "status": command.status,
         "status_display": command.get_status_display(),
         "final": command.is_final,
-        "response": command.response,
+        "response": response,
         "error": command.error,
         "requested_by": command.requested_by.get_username() if command.requested_by else None,
         "created_at": _iso(command.created_at),

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from cpo.models import Membership
 from ocpp_spec.identity import SUBPROTOCOLS
+from ocpp_spec.passwords import REDACTED, is_secret_setting
 from stations.forms import (
     COMMAND_FORMS,
     IDENTITY_LABELS,
@@ -56,7 +57,11 @@ from stations.services.claiming import (
     station_claim,
     station_claim_code,
 )
-from stations.services.commands import command_request, station_command_history
+from stations.services.commands import (
+    command_display,
+    command_request,
+    station_command_history,
+)
 from stations.services.passwords import station_password_issue
 from stations.services.station_log import message_payload_text, station_log
 from stations.services.station_settings import (
@@ -327,9 +332,14 @@ def _live_context(station: Station, *, connectors=None, transactions=None) -> di
         transactions = _active_transactions(station)
     commands = list(station_command_history(station=station, limit=COMMAND_HISTORY_LENGTH))
     for command in commands:
-        command.payload_text = _compact_json(command.payload)
-        command.response_text = "" if command.response is None else _compact_json(command.response)
+        payload, response = command_display(command)
+        command.payload_text = _compact_json(payload)
+        command.response_text = "" if response is None else _compact_json(response)
     variables = list(station.variables.all()[: VARIABLES_SHOWN + 1])
+    for variable in variables:
+        # Rows stored before passwords were blanked out on write.
+        if variable.value and is_secret_setting(variable.component, variable.variable):
+            variable.value = REDACTED
     return {
         "connectors": connectors,
         "transactions": transactions,

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from cpo.audit import Action, audit_record
 from ocpp_spec.commands import KINDS_ALLOWED_WHEN_PENDING, build_call, kind_for_action
+from ocpp_spec.passwords import redact_secrets
 from stations.models import (
     Command,
     OcppVersion,
@@ -279,6 +280,8 @@ def command_record_result(
     Then the handlers registered for its kind run (`command_outcomes`): e.g. a
     GetConfiguration answer updates the station's variables.
     """
+    # A charger password in the answer (GetConfiguration, GetVariables) is never stored.
+    response = redact_secrets(response)
     with transaction.atomic():
         updated = Command.objects.filter(pk=command_id, status=Status.SENT).update(
             status=status,
@@ -289,6 +292,7 @@ def command_record_result(
         if not updated:
             return False
         command = Command.objects.only("station_id", "action", "payload").get(pk=command_id)
+        _payload_redact(command)
         command_outcome_dispatch(
             CommandOutcome(
                 command_id=command_id,
@@ -308,7 +312,26 @@ def command_record_failure(*, command_id: int, status: str, error: str) -> bool:
     updated = Command.objects.filter(pk=command_id, status__in=[Status.QUEUED, Status.SENT]).update(
         status=status, error=error[:ERROR_LIMIT], completed_at=timezone.now()
     )
+    if updated:
+        command = Command.objects.filter(pk=command_id).only("payload").first()
+        if command is not None:
+            _payload_redact(command)
     return bool(updated)
+
+
+def _payload_redact(command: Command) -> None:
+    """A finished Command keeps no charger password in its payload (a technician's
+    ChangeConfiguration of AuthorizationKey, as a rotation's): it is never sent again."""
+    redacted = redact_secrets(command.payload)
+    if redacted != command.payload:
+        Command.objects.filter(pk=command.pk).update(payload=redacted)
+
+
+def command_display(command: Command) -> tuple[object, object]:
+    """A Command's payload and response as anyone may see them: charger passwords blanked
+    out, also while the command is still queued or sent (its payload holds the password
+    until then)."""
+    return redact_secrets(command.payload), redact_secrets(command.response)
 
 
 def command_expire_stale(*, now: datetime | None = None) -> int:

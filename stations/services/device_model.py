@@ -13,6 +13,7 @@ runner holds) or the snake_case the `ocpp` library hands to handlers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from django.db import transaction
 from ocpp.charge_point import camel_to_snake_case
 
 from ocpp_spec.commands import ACCEPTED
+from ocpp_spec.passwords import REDACTED, is_secret_setting
 from stations.models import StationVariable
 from stations.services.command_outcomes import CommandOutcome, command_outcome
 
@@ -108,6 +110,9 @@ def station_variables_store(*, station_id: int, readings: list[VariableReading])
     """
     latest: dict[tuple, VariableReading] = {}
     for reading in readings:
+        if reading.value and is_secret_setting(reading.component, reading.variable):
+            # SecurityCtrlr.BasicAuthPassword: never stored, whoever reads the table.
+            reading = dataclasses.replace(reading, value=REDACTED)
         latest[reading.key] = reading
     if not latest:
         return 0
@@ -253,6 +258,8 @@ def configuration_keys_store(*, station_id: int, asked: dict, response: dict) ->
         v16_rows.filter(variable__in=unknown).delete()
     for key, item in reported.items():
         value = item.get("value")
+        if value and is_secret_setting("", key):
+            value = REDACTED  # AuthorizationKey: never stored, whoever reads the table.
         StationVariable.objects.update_or_create(
             station_id=station_id,
             component="",

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ocpp_spec.passwords import REDACTED, may_hold_secret, redact_secrets
 from stations.bulk import DATABASE_AWAY, bulk_insert
 from stations.models import OcppMessage, Station
 from stations.services.liveness import stations_last_seen_set
@@ -42,8 +43,25 @@ def station_log(
 def message_payload_text(message: OcppMessage) -> str:
     """The frame's payload as indented JSON for reading (the raw text of an unparseable one)."""
     if message.payload is None:
-        return message.raw
-    return json.dumps(message.payload, indent=2, ensure_ascii=False, sort_keys=False)
+        return _raw_redacted(message.raw)
+    payload = redact_secrets(message.payload)  # rows written before redaction on write
+    return json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def _raw_redacted(raw: str) -> str:
+    if raw and may_hold_secret(raw):
+        return f"(an unparsed frame naming a charger password: {REDACTED})"
+    return raw
+
+
+def _row_redacted(row: LogRow) -> LogRow:
+    """A frame carrying a charger password (a configuration read, a report, a technician's
+    ChangeConfiguration) is logged with the password blanked out."""
+    if row.payload is not None and may_hold_secret(row.payload):
+        row = row._replace(payload=json.dumps(redact_secrets(json.loads(row.payload))))
+    if row.raw and may_hold_secret(row.raw):
+        row = row._replace(raw=_raw_redacted(row.raw))
+    return row
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -74,6 +92,7 @@ def ocpp_log_write(*, rows: list[LogRow], seen: dict[int, datetime]) -> None:
     written again row by row: the bad rows are dropped, and logged, rather than block
     the log for ever. Raises when the database is away: the caller keeps the rows.
     """
+    rows = [_row_redacted(row) for row in rows]
     try:
         with transaction.atomic():
             bulk_insert(OcppMessage, LogRow._fields, rows)
