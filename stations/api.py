@@ -156,6 +156,10 @@ def _station_json(station: Station) -> dict:
     }
 
 
+# Far beyond any fleet (PAGE_SIZE stations a page), far within a bigint offset.
+MAX_PAGE = 10**9
+
+
 @public_read
 def station_list(request: HttpRequest) -> JsonResponse:
     """GET /api/stations/?page=N: visible stations, PAGE_SIZE per page (two queries)."""
@@ -163,6 +167,9 @@ def station_list(request: HttpRequest) -> JsonResponse:
         page = max(int(request.GET.get("page", "1")), 1)
     except ValueError:
         return JsonResponse({"error": "page must be a positive integer"}, status=400)
+    if page > MAX_PAGE:
+        # Its offset would not fit the database's integers ("bigint out of range": a 500).
+        return JsonResponse({"error": "no such page"}, status=404)
     start = (page - 1) * PAGE_SIZE
     # One more than a page tells whether there is a next one, without a COUNT query. By
     # the database id: a stable order that the answer does not show.
