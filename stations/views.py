@@ -181,6 +181,7 @@ def station_add(request: HttpRequest) -> HttpResponse:
             "form": form,
             "identity_labels": IDENTITY_LABELS,
             "vendor_protocol": protocol != Protocol.OCPP,
+            "strong_mode": settings.CLAIM_REQUIRE_PROOF,
         },
         status=status if status != 200 else 400 if form.is_bound and form.errors else 200,
     )
