@@ -75,7 +75,8 @@ def live_stations() -> dict[int, str]:
     return {
         c.charge_point.session.station_id: c.channel_name
         for c in state.consumers
-        if c.charge_point is not None
+        # A connection on probation does not hold its station (sessions.StationSession).
+        if c.charge_point is not None and not c.charge_point.session.probation
     }
 
 

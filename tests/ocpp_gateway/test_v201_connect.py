@@ -346,3 +346,39 @@ async def test_bad_field_values_get_the_matching_constraint_violation(
         accepted_charger, json.dumps([2, "e6", "StatusNotification", status | change])
     )
     assert reply[:3] == [4, "e6", code]
+
+
+# ---- a station without a password keeps its live connection (issue 11 point 3) --------
+
+
+async def _answer_boot_trigger(charger) -> None:
+    trigger = await charger.receive()
+    assert trigger[2:] == ["TriggerMessage", {"requestedMessage": "BootNotification"}]
+    await charger.send_raw(json.dumps([3, trigger[1], {"status": "Accepted"}]))
+
+
+@pytest.mark.parametrize("serial, replaced", [("SN-1", True), ("SN-EVIL", False)])
+async def test_a_2x_newcomer_takes_over_only_with_the_station_serial(serial, replaced):
+    await make_station_async("CP-2X", ocpp_version="2.0.1")
+    first = open_charger("CP-2X", subprotocols=["ocpp2.0.1"])
+    assert await first.connect()
+    assert (await boot(first))[2]["status"] == "Pending"
+
+    second = open_charger("CP-2X", subprotocols=["ocpp2.0.1"])
+    assert await second.connect()
+    await _answer_boot_trigger(second)
+    changed = {"chargingStation": BOOT["chargingStation"] | {"serialNumber": serial}}
+    status = (await boot(second, **changed))[2]["status"]
+
+    if replaced:
+        assert status == "Pending"  # the pool's answer: it is the station now
+        assert (await first.ws.receive_output(timeout=5))["code"] == 4000
+        assert (await station("CP-2X")).connected
+    else:
+        assert status == "Rejected"
+        assert await first.ws.receive_nothing(timeout=0.3)
+        heartbeat = await second.call("Heartbeat", {})
+        assert heartbeat[0] == 4 and heartbeat[2] == "SecurityError"
+        assert (await station("CP-2X")).serial_number == "SN-1"
+    await second.close()
+    await first.close()
