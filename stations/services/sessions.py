@@ -164,6 +164,12 @@ def station_take_over_by_serial(
     stored.
     """
     station = Station.objects.get(pk=session.station_id)
+    if station.auth_password_hash:
+        # Given a password meanwhile: only a connection that presents it may hold the station.
+        logger.warning(
+            "Station %s has a password now: the new connection must log in", station.cbid
+        )
+        return None
     reported = {serial.strip().casefold() for serial in serial_numbers if serial.strip()}
     live = _live_without_password(station, channel_name=channel_name)
     if live and not (reported & _serials(station)):

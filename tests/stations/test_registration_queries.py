@@ -115,3 +115,32 @@ def test_a_reload_takes_the_registration_and_keeps_the_connection(cpo_a):
     fresh = sessions.station_session_reload(session=session)
     assert (fresh.cpo_id, fresh.registration_status) == (cpo_a.pk, "Accepted")
     assert (fresh.station_id, fresh.cbid, fresh.version) == (session.station_id, "CP-1", "1.6")
+
+
+def test_a_connection_on_probation_never_takes_over_a_station_given_a_password_meanwhile():
+    make_station("CP-P", serial_number="SN-1")
+    open_session("CP-P", "chan!live")
+    probation = open_session("CP-P", "chan!new")
+    assert probation.probation and probation.registration_status == "Pending"
+    Station.objects.filter(cbid="CP-P").update(auth_password_hash="x")
+
+    taken = sessions.station_take_over_by_serial(
+        session=probation, channel_name="chan!new", serial_numbers=("SN-1",)
+    )
+
+    assert taken is None
+    assert Station.objects.get(cbid="CP-P").channel_name == "chan!live"
+
+
+def test_a_connection_on_probation_takes_over_with_the_serial_whatever_its_case():
+    make_station("CP-P", serial_number="SN-1")
+    open_session("CP-P", "chan!live")
+    probation = open_session("CP-P", "chan!new")
+
+    taken = sessions.station_take_over_by_serial(
+        session=probation, channel_name="chan!new", serial_numbers=("", " sn-1 ")
+    )
+
+    assert taken is not None and taken.replaced_channel == "chan!live"
+    assert not taken.probation
+    assert Station.objects.get(cbid="CP-P").channel_name == "chan!new"
