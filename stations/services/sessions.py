@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from stations.models import ConnectionAttempt, Protocol, RegistrationStatus, Station
+from stations.services.commands import command_fail_queued
 from stations.services.passwords import station_credentials_check
 from stations.services.refusals import ConnectionRefused
 
@@ -217,12 +218,19 @@ def _station_create_in_pool(
 
 
 def station_close_session(*, station_id: int, channel_name: str) -> bool:
-    """Mark the station offline, unless a newer connection has taken over since."""
-    updated = Station.objects.filter(pk=station_id, channel_name=channel_name).update(
-        connected=False,
-        channel_name="",
-        disconnected_at=timezone.now(),
-    )
+    """Mark the station offline, unless a newer connection has taken over since; its
+    queued Commands can no longer be sent on this connection and fail as offline."""
+    with transaction.atomic():
+        updated = Station.objects.filter(pk=station_id, channel_name=channel_name).update(
+            connected=False,
+            channel_name="",
+            disconnected_at=timezone.now(),
+        )
+        if updated:
+            command_fail_queued(
+                station_id=station_id,
+                error="The station disconnected before the command could be sent.",
+            )
     return bool(updated)
 
 
