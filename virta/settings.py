@@ -294,9 +294,11 @@ OCPP_MAX_TASKS_PER_CONNECTION = env.int("OCPP_MAX_TASKS_PER_CONNECTION", default
 # largest pool (stations without a CPO) new CBIDs may still join. 0 = no limit.
 OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR = env.int("OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR", default=100)
 OCPP_POOL_MAX_SIZE = env.int("OCPP_POOL_MAX_SIZE", default=10000)
-# Password brute force: this many failed Basic-auth attempts for one CBID (or from one
-# address) within OCPP_AUTH_FAILURE_WINDOW seconds refuse further attempts unchecked
-# until the window has passed.
+# Password brute force: this many failed Basic-auth attempts for one CBID from one address
+# (or from one address for any CBID) within OCPP_AUTH_FAILURE_WINDOW seconds refuse that
+# address's further attempts unchecked until the window has passed. A handshake without
+# credentials is no guess and not counted; the address a station was last admitted from
+# is never locked out.
 OCPP_AUTH_MAX_FAILURES_PER_CBID = env.int("OCPP_AUTH_MAX_FAILURES_PER_CBID", default=10)
 OCPP_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("OCPP_AUTH_MAX_FAILURES_PER_ADDRESS", default=50)
 OCPP_AUTH_FAILURE_WINDOW = env.int("OCPP_AUTH_FAILURE_WINDOW", default=900)

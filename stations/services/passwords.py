@@ -99,13 +99,17 @@ def station_credentials_check(
         )
     if not station.auth_password_hash:
         return
+    if credentials is None:
+        # Not a guess: refused, never counted towards a lock-out (anyone could lock a
+        # charger out by sending nothing).
+        raise ConnectionRefused(
+            ConnectionAttempt.Reason.NO_CREDENTIALS, "no Basic auth credentials", cbid=station.cbid
+        )
     connection_check_not_locked_out(station, remote_addr=remote_addr, now=now or timezone.now())
 
     def bad(detail: str) -> ConnectionRefused:
         return ConnectionRefused(ConnectionAttempt.Reason.BAD_PASSWORD, detail, cbid=station.cbid)
 
-    if credentials is None:
-        raise bad("no Basic auth credentials")
     username, password = credentials
     if username != cbid:
         raise bad("username is not the CBID")

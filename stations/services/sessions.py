@@ -92,13 +92,17 @@ def station_open_session(
         remote_addr=remote_addr,
         now=now,
     )
-    replaced = _session_take_over(station, version=version, channel_name=channel_name, now=now)
+    replaced = _session_take_over(
+        station, version=version, channel_name=channel_name, now=now, remote_addr=remote_addr
+    )
     return _session_of(
         station, version=version, replaced_channel=replaced if replaced != channel_name else ""
     )
 
 
-def _session_take_over(station: Station, *, version: str, channel_name: str, now: datetime) -> str:
+def _session_take_over(
+    station: Station, *, version: str, channel_name: str, now: datetime, remote_addr: str = ""
+) -> str:
     """Make `channel_name` the station's connection; returns the one it replaces ("" if none).
 
     One conditional UPDATE instead of a locked read and a save: it applies only if nobody
@@ -114,6 +118,7 @@ def _session_take_over(station: Station, *, version: str, channel_name: str, now
             last_seen=now,
             channel_name=channel_name,
             ocpp_version=version,
+            connected_from_addr=remote_addr[:64],
             first_connected_at=Coalesce(F("first_connected_at"), Value(now)),
             updated_at=now,
         )
@@ -203,6 +208,7 @@ def _station_create_in_pool(
                 name=pool_station_name(timezone.localtime(now)),
                 registration_status=RegistrationStatus.PENDING,
                 created_from_addr=remote_addr[:64],
+                connected_from_addr=remote_addr[:64],
                 connected=True,
                 connected_at=now,
                 first_connected_at=now,
