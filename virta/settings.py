@@ -92,6 +92,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "min_size": 1,
             "max_size": _pool_max,
             "timeout": 10,
+            # While the database is away the pool retries connecting with a doubling delay
+            # (1, 2, 4, 8 s…) for `reconnect_timeout` seconds, one attempt at a time: after
+            # a 10 s restart the next attempt could come 16 s later, every request waiting.
+            # Giving up after 5 s starts a new round on the next request: a restarted
+            # database is in use again within a few seconds.
+            "reconnect_timeout": 5.0,
         }
         # The pool checks a connection before handing it out (Django passes psycopg_pool
         # `check=ConnectionPool.check_connection`): after a PostgreSQL restart every pooled
