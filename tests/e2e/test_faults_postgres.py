@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -310,3 +311,21 @@ def http_status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_the_first_panel_request_after_a_restart_succeeds(cluster):
+    """Idle pooled connections die with the server; the pool checks them before use."""
+    manage(cluster.url, "migrate", "--noinput")
+    env = server_environment(DATABASE_URL=cluster.url)
+    env.pop("REDIS_URL", None)
+    with DaphneServer(env=env) as server:
+        url = f"{server.http_url}/api/stations/"
+        # Several at once: the pool holds several connections, all of which die.
+        with ThreadPoolExecutor(4) as threads:
+            assert set(threads.map(http_status, [url] * 8)) == {200}
+        cluster.stop()
+        cluster.start()
+        assert http_status(url) == 200
+        with ThreadPoolExecutor(4) as threads:
+            assert set(threads.map(http_status, [url] * 8)) == {200}
+        assert "Internal Server Error" not in server.log_text()
