@@ -293,12 +293,12 @@ if len(GC_THRESHOLDS) > 3 or any(t < 0 for t in GC_THRESHOLDS):
     raise ImproperlyConfigured("GC_THRESHOLDS takes up to 3 non-negative integers.")
 
 # --- OCPP: hostile input and security (SECURITY.md) ----------------------------
-# Largest text frame a charger may send (bytes); a bigger one closes the socket with 1009.
+# Largest text frame a charger may send (bytes); a bigger one closes the socket with 4009.
 # Daphne's own --websocket-max-message-size (Makefile) cuts far bigger ones earlier.
 OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=256 * 1024)
 # Per-connection token bucket for frames from a charger: sustained frames per second and
 # burst. Over it a CALL gets CALLERROR GenericError; OCPP_RATE_LIMIT_STRIKES refused
-# frames within a minute disconnect the charger (close code 1008).
+# frames within a minute disconnect the charger (close code 4008).
 OCPP_RATE_LIMIT_PER_SECOND = env.float("OCPP_RATE_LIMIT_PER_SECOND", default=10.0)
 OCPP_RATE_LIMIT_BURST = env.int("OCPP_RATE_LIMIT_BURST", default=60)
 OCPP_RATE_LIMIT_STRIKES = env.int("OCPP_RATE_LIMIT_STRIKES", default=50)
