@@ -179,10 +179,16 @@ class StationConsumer(AsyncWebsocketConsumer):
                 # Redis is away: the old socket stays until its charger or daphne's pings
                 # drop it; its disconnect cannot mark this newer session offline.
                 logger.warning("Could not tell the replaced connection of %s to close", cbid)
+        try:
+            self.charge_point = charge_point_class(version)(
+                session, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
+            )
+        except Exception:
+            # The session is open: it must not outlive this failure as a ghost.
+            _close_session_later(session.station_id, self.channel_name)
+            raise
+        # From here on a failure is a crash of a session: __call__ cleans it up.
         await self.accept(subprotocol=subprotocol)
-        self.charge_point = charge_point_class(version)(
-            session, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
-        )
         liveness.register(self)
         mailbox.listen(self.channel_layer, self.channel_name)
         logger.info("Station %s connected (OCPP %s)", cbid, version)

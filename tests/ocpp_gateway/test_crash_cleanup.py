@@ -3,6 +3,7 @@ autobahn sends (issue 11, point 1). Through real daphne: tests/e2e/test_crashed_
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -103,3 +104,25 @@ async def test_a_crashing_consumer_still_runs_the_session_cleanup(monkeypatch):
     assert queued.status == Command.Status.OFFLINE
     assert "disconnected" in queued.error
     assert liveness.live_stations() == {}
+
+
+async def test_a_failure_right_after_the_session_opened_leaves_no_ghost(monkeypatch):
+    def broken(version):
+        raise RuntimeError("simulated failure building the charge point")
+
+    monkeypatch.setattr("ocpp_gateway.consumers.charge_point_class", broken)
+
+    @database_sync_to_async
+    def setup() -> Station:
+        return make_station("CP-HALF-OPEN", cpo=make_cpo("Half CPO"))
+
+    station = await setup()
+    charger = open_charger("CP-HALF-OPEN")
+    with pytest.raises(RuntimeError):
+        await charger.connect()
+    for _ in range(100):
+        if not await Station.objects.filter(pk=station.pk, connected=True).aexists():
+            break
+        await asyncio.sleep(0.05)
+    refreshed = await Station.objects.aget(pk=station.pk)
+    assert not refreshed.connected and refreshed.channel_name == ""
