@@ -101,8 +101,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
         # The pool checks a connection before handing it out (Django passes psycopg_pool
         # `check=ConnectionPool.check_connection`): after a PostgreSQL restart every pooled
-        # connection is dead, and the first request on each would fail with a 500.
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # connection is dead, and the first request on each would fail with a 500. Costs
+        # one round trip per checkout (each gateway database call).
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_POOL_CHECK", default=True)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers wait for each other instead of failing at once with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
