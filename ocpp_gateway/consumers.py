@@ -23,6 +23,11 @@ from ocpp_gateway.message_log import message_log
 from ocpp_gateway.refusals import refuse, remote_addr
 from ocpp_gateway.runtime import TaskSet, retry_with_backoff
 from ocpp_gateway.takeover import probation_start
+from ocpp_spec.close_codes import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_REPLACED,
+)
 from ocpp_spec.identity import InvalidCbid, negotiate_subprotocol, validate_cbid
 from stations.models import Command, ConnectionAttempt
 from stations.services.commands import command_record_failure
@@ -35,11 +40,6 @@ from stations.services.sessions import (
 
 logger = logging.getLogger(__name__)
 
-# Close code for a connection replaced by a newer one of the same station.
-CLOSE_REPLACED = 4000
-# RFC 6455: a frame larger than we take.
-CLOSE_MESSAGE_TOO_BIG = 1009
-
 
 # Retry delays while the channel layer (Redis) is away.
 CHANNEL_RETRY_FIRST, CHANNEL_RETRY_MAX = 0.5, 10.0
@@ -49,6 +49,8 @@ class StationConsumer(AsyncWebsocketConsumer):
     charge_point = None
     _raw_channel_receive = None
     _session_closed = False
+    # The websocket is closed (websocket.disconnect received).
+    _socket_gone = False
 
     # Channels reads channel-layer messages with `self.channel_receive()` in the same loop
     # as the websocket's; one exception there (Redis down) would end the consumer and
@@ -78,10 +80,35 @@ class StationConsumer(AsyncWebsocketConsumer):
             # Daphne kills an application that outlives its socket (application close
             # timeout) without a websocket.disconnect: do what disconnect() would have.
             if self.charge_point is not None and not self._session_closed:
+                self._session_closed = True
                 _leave(self)
                 self.charge_point.close()
                 _close_session_later(self.charge_point.session.station_id, self.channel_name)
             raise
+        except Exception:
+            if self.charge_point is None:
+                raise  # The handshake failed: daphne refuses it.
+            # Whatever broke, the charger must not stay a ghost: close its socket with a
+            # code autobahn sends, and run the session cleanup disconnect() would have.
+            logger.exception(
+                "Station %s: the connection failed; closing it (%d)",
+                self.charge_point.session.cbid,
+                CLOSE_INTERNAL_ERROR,
+            )
+            await self._crashed()
+
+    async def _crashed(self) -> None:
+        if not self._socket_gone:
+            self.charge_point.stop_reading()
+            try:
+                await self.close(code=CLOSE_INTERNAL_ERROR)
+            except Exception:
+                logger.warning("Could not close the socket of %s", self.charge_point.session.cbid)
+        try:
+            await self._end_session()
+        except Exception:
+            # The database is away: the liveness sweep marks the station offline later.
+            logger.exception("Could not close the session of %s", self.charge_point.session.cbid)
 
     async def dispatch(self, message: dict) -> None:
         # Channels' own dispatch first runs close_old_connections through sync_to_async,
@@ -153,10 +180,16 @@ class StationConsumer(AsyncWebsocketConsumer):
                 # Redis is away: the old socket stays until its charger or daphne's pings
                 # drop it; its disconnect cannot mark this newer session offline.
                 logger.warning("Could not tell the replaced connection of %s to close", cbid)
+        try:
+            self.charge_point = charge_point_class(version)(
+                session, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
+            )
+        except Exception:
+            # The session is open: it must not outlive this failure as a ghost.
+            _close_session_later(session.station_id, self.channel_name)
+            raise
+        # From here on a failure is a crash of a session: __call__ cleans it up.
         await self.accept(subprotocol=subprotocol)
-        self.charge_point = charge_point_class(version)(
-            session, self, log=message_log, call_timeout=settings.OCPP_CALL_TIMEOUT
-        )
         if session.probation:
             probation_start(self.charge_point)
         liveness.register(self)
@@ -178,8 +211,20 @@ class StationConsumer(AsyncWebsocketConsumer):
         await self.charge_point.route_message(text_data)
 
     async def disconnect(self, code: int) -> None:
+        self._socket_gone = True
         if self.charge_point is None:
             return
+        await self._end_session()
+        await message_log.flush()
+        logger.info("Station %s disconnected (code %s)", self.charge_point.session.cbid, code)
+
+    async def _end_session(self) -> None:
+        """The session cleanup, once: out of this process's registries, background work
+        stopped (a command being sent fails visibly), the station offline and its queued
+        commands failed (`station_close_session`)."""
+        if self.charge_point is None or self._session_closed:
+            return
+        self._session_closed = True
         _leave(self)
         self.charge_point.close()
         await db_call(
@@ -187,9 +232,6 @@ class StationConsumer(AsyncWebsocketConsumer):
             station_id=self.charge_point.session.station_id,
             channel_name=self.channel_name,
         )
-        self._session_closed = True
-        await message_log.flush()
-        logger.info("Station %s disconnected (code %s)", self.charge_point.session.cbid, code)
 
     def _close_abandoned_session(self, opening: asyncio.Future) -> None:
         if opening.cancelled() or opening.exception() is not None:
@@ -239,10 +281,11 @@ class StationConsumer(AsyncWebsocketConsumer):
         )
         session = self.charge_point.session
         logger.warning(
-            "Station %s sent a %d-byte frame (limit %d): closing with 1009",
+            "Station %s sent a %d-byte frame (limit %d): closing with %d",
             session.cbid,
             size,
             settings.OCPP_MAX_FRAME_BYTES,
+            CLOSE_MESSAGE_TOO_BIG,
         )
         message_log.record(
             station_id=session.station_id,

@@ -5,6 +5,10 @@ database write per frame does not scale. Frames are buffered in memory and writt
 transaction at most `OCPP_LOG_FLUSH_INTERVAL` seconds later (and when a charger
 disconnects). A crash loses at most that window of *log* rows; domain data (transactions,
 boots, status) is written synchronously by the services before a charger is answered.
+
+While the database is away (a PostgreSQL restart) rows and `last_seen` times stay in
+memory and every flush retries, up to `OCPP_LOG_MAX_BUFFERED_ROWS` rows: beyond that the
+oldest are dropped, counted in `dropped_rows` (the process's total) and logged with the count.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime
 
 from django.conf import settings
@@ -25,8 +30,6 @@ from stations.services.station_log import LogRow, ocpp_log_write
 
 logger = logging.getLogger(__name__)
 
-# Above this many unwritten rows (the database is down for long), the oldest are dropped.
-MAX_BUFFERED_ROWS = 200_000
 RAW_LIMIT = 10_000
 
 
@@ -37,6 +40,10 @@ class MessageLog:
         self._flush_timer = FlushTimer(self.flush, lambda: settings.OCPP_LOG_FLUSH_INTERVAL)
         # One flush at a time (per event loop: tests run one per test).
         self._lock = PerLoop(asyncio.Lock)
+        # Rows dropped because the buffer was full, since the process started (a metric).
+        self.dropped_rows = 0
+        # When the current streak of failed flushes began (monotonic), or None.
+        self._failing_since: float | None = None
 
     def record(
         self,
@@ -69,10 +76,19 @@ class MessageLog:
         )
         if station_id is not None and direction == OcppMessage.Direction.IN:
             self._seen[station_id] = now
-        if len(self._rows) > MAX_BUFFERED_ROWS:
-            dropped = len(self._rows) - MAX_BUFFERED_ROWS
+        limit = settings.OCPP_LOG_MAX_BUFFERED_ROWS
+        if len(self._rows) > limit:
+            # A tenth at a time: one log line per 10 % of the buffer, not one per frame.
+            dropped = len(self._rows) - limit + limit // 10
             del self._rows[:dropped]
-            logger.error("OCPP message log buffer full: dropped %d oldest rows", dropped)
+            self.dropped_rows += dropped
+            logger.error(
+                "OCPP message log buffer full (%d rows): dropped the %d oldest rows "
+                "(%d dropped since start)",
+                limit,
+                dropped,
+                self.dropped_rows,
+            )
         # Sync callers (tests, shell): the rows wait for an explicit flush().
         self._flush_timer.arm()
 
@@ -87,12 +103,24 @@ class MessageLog:
                 await db_call(ocpp_log_write, rows=rows, seen=seen)
             except Exception:
                 # The database is away (a row it refuses is dropped by the service).
-                logger.exception("Writing %d OCPP log rows failed; will retry", len(rows))
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                    logger.exception(
+                        "Writing %d OCPP log rows failed; keeping them and retrying", len(rows)
+                    )
                 # Keep them for the next flush (newer rows after them keep their order).
                 self._rows[:0] = rows
                 for station_id, when in seen.items():
                     self._seen.setdefault(station_id, when)
                 self._flush_timer.arm()
+                return
+            if self._failing_since is not None:
+                logger.warning(
+                    "Wrote %d OCPP log rows kept while the database was away (%.0f s)",
+                    len(rows),
+                    time.monotonic() - self._failing_since,
+                )
+                self._failing_since = None
 
 
 def _json(payload: object) -> str:

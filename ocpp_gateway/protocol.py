@@ -35,6 +35,7 @@ from ocpp_gateway.admission import Admission
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
 from ocpp_gateway.runtime import TaskSet
+from ocpp_spec.close_codes import CLOSE_POLICY_VIOLATION
 from ocpp_spec.errors import CallErrorReply, ErrorCodes, error_codes_for
 from ocpp_spec.times import parse_ocpp_time
 from stations.services.sessions import StationSession
@@ -45,13 +46,14 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 # OCPP-J 2.1 adds an error about a CALLRESULT, and unconfirmed messages: neither answered.
 CALLRESULTERROR, SEND = 5, 6
 UNREADABLE_ID = "-1"
+# Deepest nesting of arrays and objects taken in a frame (the frame's own array is level 1).
+# OCPP's schemas nest a handful of levels; customData may nest more, never this much.
+MAX_NESTING = 32
 MAX_UNIQUE_ID = 36
 # Message ids remembered per connection to refuse a reused one. A charger waits for each
 # answer, so a reuse is a resend of one of its last few messages; few, since each costs
 # memory on every connection (bench/RESULTS.md, steady fleet).
 REMEMBERED_IDS = 16
-# WebSocket close code for a charger disconnected for flooding (RFC 6455: policy violation).
-CLOSE_POLICY_VIOLATION = 1008
 
 
 @dataclass
@@ -125,26 +127,36 @@ def readable_id(raw: str) -> str:
 
 
 def _bad_text(data: Any) -> str:
-    """Why strings in the frame cannot be stored, or "" when they can.
+    """Why the frame's content cannot be handled or stored, or "" when it can.
 
     NUL characters and lone surrogates (both reachable through JSON escapes) are refused
-    by PostgreSQL: logging them would fail the whole batch of log rows.
+    by PostgreSQL: logging them would fail the whole batch of log rows. Containers nested
+    deeper than MAX_NESTING would exhaust the stack of everything recursive after this
+    check (key conversion, schema validation, JSON encoding): a RecursionError there
+    escaped the frame's error handling and killed the connection.
     """
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return "NUL characters are not allowed"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "Strings must be valid Unicode (no lone surrogates)"
+    # Breadth first, one level of nesting at a time: the depth costs one count per level.
+    level, depth = [data], 0
+    while level:
+        nested: list = []
+        for item in level:
+            if isinstance(item, dict):
+                nested.extend(item)
+                nested.extend(item.values())
+            elif isinstance(item, list):
+                nested.extend(item)
+            elif isinstance(item, str):
+                if "\x00" in item:
+                    return "NUL characters are not allowed"
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "Strings must be valid Unicode (no lone surrogates)"
+        if nested:
+            depth += 1
+            if depth > MAX_NESTING:
+                return f"JSON nested deeper than {MAX_NESTING} levels"
+        level = nested
     return ""
 
 
@@ -156,7 +168,14 @@ def parse_frame(raw: str, codes: ErrorCodes, *, rpc_21: bool = False) -> Frame:
     """
     try:
         data = _loads(raw)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise _Reject(
+            readable_id(raw),
+            codes.format_violation,
+            f"JSON nested deeper than {MAX_NESTING} levels",
+            silent=rpc_21 and raw.lstrip("[ \t\r\n")[:1] in ("5", "6"),
+        ) from exc
+    except ValueError as exc:
         # The id is often still readable (a truncated frame, a raw control character).
         raise _Reject(
             readable_id(raw), codes.rpc_framework_error, "Frame is not valid JSON"

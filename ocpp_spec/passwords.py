@@ -62,6 +62,21 @@ def needs_rehash(encoded: str) -> bool:
     return bool(encoded) and not encoded.startswith(SCRYPT_PREFIX + "$")
 
 
+def basic_auth_problem(cbid: str) -> str:
+    """Why a charger with this CBID can never log in with HTTP Basic auth, or "" if it can.
+
+    The Basic-auth username is the CBID, and RFC 7617 ends the username at the first
+    colon: `CP:1` would arrive as user `CP`, password `1:…`, never matching.
+    """
+    if ":" in cbid:
+        return (
+            f"No password for {cbid}: its CBID contains “:”, which HTTP Basic auth cannot carry "
+            "in a username (the first colon ends it), so the charger could never log in with "
+            "it. Use TLS client certificates (security profile 3) or a CBID without “:”."
+        )
+    return ""
+
+
 def generate_password(length: int = 24) -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(length))

@@ -54,8 +54,13 @@ def bulk_insert(
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     with connection.cursor() as cursor:
-        # Django's cursor wrapper has no copy(); the psycopg cursor under it does.
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        # Django's cursor wrapper has no copy(); the psycopg cursor under it does. Its
+        # errors are psycopg's own: wrapped, a database that went away raises Django's
+        # OperationalError (DATABASE_AWAY), so callers keep the rows instead of dropping them.
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
 

@@ -126,6 +126,8 @@ class Station(models.Model):
     auth_password_used_at = models.DateTimeField(null=True, blank=True)
     # Source address of the handshake that created the station (pool spam limits).
     created_from_addr = models.CharField(max_length=64, blank=True)
+    # Source address of the last handshake admitted: never locked out by others' failures.
+    connected_from_addr = models.CharField(max_length=64, blank=True)
     # Strict: OCPP schemas enforced as written. Lenient: unknown fields and over-long
     # strings from broken firmware accepted and logged.
     lenient_validation = models.BooleanField(default=False)
@@ -524,7 +526,9 @@ class ConnectionAttempt(models.Model):
         BAD_CBID = "bad_cbid", "Invalid CBID"
         BAD_PATH = "bad_path", "Not an OCPP path"
         UNSUPPORTED_SUBPROTOCOL = "unsupported_subprotocol", "No supported OCPP subprotocol"
-        BAD_PASSWORD = "bad_password", "Wrong or missing credentials"
+        BAD_PASSWORD = "bad_password", "Wrong credentials"
+        # Not a password guess: never counted towards a lock-out.
+        NO_CREDENTIALS = "no_credentials", "No credentials sent"
         UNKNOWN_CBID = "unknown_cbid", "Unknown CBID (unknown stations not allowed)"
         PLAIN_WS = "plain_ws", "Security profile requires TLS"
         RATE_LIMITED = "rate_limited", "Too many attempts"

@@ -13,7 +13,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from ocpp_gateway.daphne_paths import keep_path_parameters  # noqa: E402
 from ocpp_gateway.routing import websocket_application  # noqa: E402
+
+# Daphne drops `;params` from websocket paths: `/ocpp/CP;X` must not pass for `/ocpp/CP`.
+keep_path_parameters()
 
 # No AllowedHostsOriginValidator on the websocket side: chargers send no Origin header.
 application = ProtocolTypeRouter(

@@ -96,7 +96,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "min_size": 1,
             "max_size": _pool_max,
             "timeout": 10,
+            # While the database is away the pool retries connecting with a doubling delay
+            # (1, 2, 4, 8 s…) for `reconnect_timeout` seconds, one attempt at a time: after
+            # a 10 s restart the next attempt could come 16 s later, every request waiting.
+            # Giving up after 5 s starts a new round on the next request: a restarted
+            # database is in use again within a few seconds.
+            "reconnect_timeout": 5.0,
         }
+        # The pool checks a connection before handing it out (Django passes psycopg_pool
+        # `check=ConnectionPool.check_connection`): after a PostgreSQL restart every pooled
+        # connection is dead, and the first request on each would fail with a 500. Costs
+        # one round trip per checkout (each gateway database call).
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_POOL_CHECK", default=True)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers wait for each other instead of failing at once with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -295,6 +306,10 @@ OCPP_CALL_TIMEOUT = env.int("OCPP_CALL_TIMEOUT", default=30)
 # (--ping-interval, --ping-timeout, --websocket_timeout -1).
 # The message log and last_seen are written in batches, at most this many seconds late.
 OCPP_LOG_FLUSH_INTERVAL = env.float("OCPP_LOG_FLUSH_INTERVAL", default=1.0)
+# Log rows kept in memory while the database is away (retried every flush interval); over
+# it the oldest are dropped, counted and logged. 200,000 rows hold a minute and more of
+# 2,000 busy chargers in about 100 MB.
+OCPP_LOG_MAX_BUFFERED_ROWS = env.int("OCPP_LOG_MAX_BUFFERED_ROWS", default=200_000)
 # StatusNotification and MeterValues of all chargers are written in shared transactions
 # (ocpp_gateway/group_commit.py); an idle writer waits this many seconds for company.
 OCPP_GROUP_COMMIT_WAIT = env.float("OCPP_GROUP_COMMIT_WAIT", default=0.005)
@@ -310,12 +325,12 @@ if len(GC_THRESHOLDS) > 3 or any(t < 0 for t in GC_THRESHOLDS):
     raise ImproperlyConfigured("GC_THRESHOLDS takes up to 3 non-negative integers.")
 
 # --- OCPP: hostile input and security (SECURITY.md) ----------------------------
-# Largest text frame a charger may send (bytes); a bigger one closes the socket with 1009.
+# Largest text frame a charger may send (bytes); a bigger one closes the socket with 4009.
 # Daphne's own --websocket-max-message-size (Makefile) cuts far bigger ones earlier.
 OCPP_MAX_FRAME_BYTES = env.int("OCPP_MAX_FRAME_BYTES", default=256 * 1024)
 # Per-connection token bucket for frames from a charger: sustained frames per second and
 # burst. Over it a CALL gets CALLERROR GenericError; OCPP_RATE_LIMIT_STRIKES refused
-# frames within a minute disconnect the charger (close code 1008).
+# frames within a minute disconnect the charger (close code 4008).
 OCPP_RATE_LIMIT_PER_SECOND = env.float("OCPP_RATE_LIMIT_PER_SECOND", default=10.0)
 OCPP_RATE_LIMIT_BURST = env.int("OCPP_RATE_LIMIT_BURST", default=60)
 OCPP_RATE_LIMIT_STRIKES = env.int("OCPP_RATE_LIMIT_STRIKES", default=50)
@@ -325,9 +340,11 @@ OCPP_MAX_TASKS_PER_CONNECTION = env.int("OCPP_MAX_TASKS_PER_CONNECTION", default
 # largest pool (stations without a CPO) new CBIDs may still join. 0 = no limit.
 OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR = env.int("OCPP_POOL_NEW_PER_ADDRESS_PER_HOUR", default=100)
 OCPP_POOL_MAX_SIZE = env.int("OCPP_POOL_MAX_SIZE", default=10000)
-# Password brute force: this many failed Basic-auth attempts for one CBID (or from one
-# address) within OCPP_AUTH_FAILURE_WINDOW seconds refuse further attempts unchecked
-# until the window has passed.
+# Password brute force: this many failed Basic-auth attempts for one CBID from one address
+# (or from one address for any CBID) within OCPP_AUTH_FAILURE_WINDOW seconds refuse that
+# address's further attempts unchecked until the window has passed. A handshake without
+# credentials is no guess and not counted; the address a station was last admitted from
+# is never locked out.
 OCPP_AUTH_MAX_FAILURES_PER_CBID = env.int("OCPP_AUTH_MAX_FAILURES_PER_CBID", default=10)
 OCPP_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("OCPP_AUTH_MAX_FAILURES_PER_ADDRESS", default=50)
 OCPP_AUTH_FAILURE_WINDOW = env.int("OCPP_AUTH_FAILURE_WINDOW", default=900)

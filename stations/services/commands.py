@@ -334,6 +334,14 @@ def command_display(command: Command) -> tuple[object, object]:
     return redact_secrets(command.payload), redact_secrets(command.response)
 
 
+def command_fail_queued(*, station_id: int, error: str) -> int:
+    """Finish the station's queued Commands as offline (its connection ended); returns
+    how many. A sent one is finished by the task waiting for its answer."""
+    return Command.objects.filter(station_id=station_id, status=Status.QUEUED).update(
+        status=Status.OFFLINE, error=error[:ERROR_LIMIT], completed_at=timezone.now()
+    )
+
+
 def command_expire_stale(*, now: datetime | None = None) -> int:
     """Finish Commands whose outcome can no longer come; returns how many.
 

@@ -19,6 +19,7 @@ from ocpp_spec.commands import ACCEPTED, REJECTED
 from ocpp_spec.passwords import (
     PASSWORD_MAX,
     PASSWORD_MIN,
+    basic_auth_problem,
     generate_password,
     hash_password,
     needs_rehash,
@@ -47,15 +48,19 @@ class IssuedPassword:
 def station_password_issue(*, station: Station, user) -> IssuedPassword:
     """Give an OCPP station a new generated password, to be shown to the user once.
 
+    `user` None: the system (a system administrator's `manage.py stations password`).
     A connected charger is sent it through the command path (ChangeConfiguration /
     SetVariables) and keeps its current credentials until it confirms, so it is never
     locked out. An offline one gets it at once: security profile 1 holds from its next
     connection, with the password the operator sets on it by hand.
-    Raises PermissionDenied (viewers, other CPOs) and ValueError (not an OCPP station).
+    Raises PermissionDenied (viewers, other CPOs) and ValueError (not an OCPP station, a
+    CBID that Basic auth cannot carry).
     """
-    station_check_write(user=user, station=station)
+    if user is not None:
+        station_check_write(user=user, station=station)
     if station.protocol != Protocol.OCPP:
         raise ValueError("Only OCPP stations use charger passwords.")
+    _check_basic_auth_possible(station)
     if station.connected:
         password = station_password_rotate(station=station, user=user)
         sent = True
@@ -99,13 +104,17 @@ def station_credentials_check(
         )
     if not station.auth_password_hash:
         return
+    if credentials is None:
+        # Not a guess: refused, never counted towards a lock-out (anyone could lock a
+        # charger out by sending nothing).
+        raise ConnectionRefused(
+            ConnectionAttempt.Reason.NO_CREDENTIALS, "no Basic auth credentials", cbid=station.cbid
+        )
     connection_check_not_locked_out(station, remote_addr=remote_addr, now=now or timezone.now())
 
     def bad(detail: str) -> ConnectionRefused:
         return ConnectionRefused(ConnectionAttempt.Reason.BAD_PASSWORD, detail, cbid=station.cbid)
 
-    if credentials is None:
-        raise bad("no Basic auth credentials")
     username, password = credentials
     if username != cbid:
         raise bad("username is not the CBID")
@@ -151,8 +160,10 @@ def station_password_set(*, station: Station, password: str) -> None:
 
     The charger must be configured with it by hand (or by `station_password_rotate` once it
     is connected). Security profile 0 becomes 1: a password is then required.
-    Raises ValueError for a password outside 16-40 characters.
+    Raises ValueError for a password outside 16-40 characters, or a CBID that Basic auth
+    cannot carry.
     """
+    _check_basic_auth_possible(station)
     encoded = hash_password(password)
     with transaction.atomic():
         fresh = Station.objects.select_for_update().get(pk=station.pk)
@@ -176,6 +187,7 @@ def station_password_rotate(*, station: Station, user=None) -> str:
     fresh = Station.objects.get(pk=station.pk)
     if fresh.protocol != Protocol.OCPP:
         raise ValueError("Only OCPP stations have Basic-auth passwords.")
+    _check_basic_auth_possible(fresh)
     password = generate_password()
     pending = hash_password(password)
     Station.objects.filter(pk=fresh.pk).update(auth_password_pending_hash=pending)
@@ -201,6 +213,12 @@ def station_password_rotate(*, station: Station, user=None) -> str:
         )
     station.auth_password_pending_hash = pending
     return password
+
+
+def _check_basic_auth_possible(station: Station) -> None:
+    problem = basic_auth_problem(station.cbid)
+    if problem:
+        raise ValueError(problem)
 
 
 def _password_pending_clear(*, station_id: int, pending: str) -> None:

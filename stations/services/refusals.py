@@ -77,18 +77,27 @@ def connection_refusals_record_many(*, refusals: list[tuple[str, str, str, str, 
 def connection_check_not_locked_out(station: Station, *, remote_addr: str, now: datetime) -> None:
     """Brute force: too many recent failures refuse the attempt without checking it.
 
-    Failures are the aggregated ConnectionAttempt rows (shared by every process). The
-    cool-down ends when the failures have aged out of OCPP_AUTH_FAILURE_WINDOW.
+    Failures are the aggregated ConnectionAttempt rows (shared by every process), counted
+    per (CBID, address) and per address: an attacker's failures lock out the attacker's
+    address, never the charger's. The address the station was last admitted from is never
+    locked out (a charger behind the attacker's NAT aside, guessing a 16-40 character
+    random password is hopeless anyway). The cool-down ends when the failures have aged
+    out of OCPP_AUTH_FAILURE_WINDOW.
     """
+    if remote_addr and remote_addr[:64] == station.connected_from_addr:
+        return
     since = now - timedelta(seconds=settings.OCPP_AUTH_FAILURE_WINDOW)
     failures = ConnectionAttempt.objects.filter(
         reason=ConnectionAttempt.Reason.BAD_PASSWORD, created_at__gte=since
     )
     per_cbid = settings.OCPP_AUTH_MAX_FAILURES_PER_CBID
-    if per_cbid and _total(failures.filter(cbid=station.cbid)) >= per_cbid:
+    if (
+        per_cbid
+        and _total(failures.filter(cbid=station.cbid, remote_addr=remote_addr[:64])) >= per_cbid
+    ):
         raise ConnectionRefused(
             ConnectionAttempt.Reason.RATE_LIMITED,
-            "too many failed passwords for this CBID; try again later",
+            "too many failed passwords for this CBID from this address; try again later",
         )
     per_addr = settings.OCPP_AUTH_MAX_FAILURES_PER_ADDRESS
     if per_addr and remote_addr and _total(failures.filter(remote_addr=remote_addr)) >= per_addr:

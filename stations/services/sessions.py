@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from stations.models import ConnectionAttempt, Protocol, RegistrationStatus, Station
+from stations.services.commands import command_fail_queued
 from stations.services.passwords import station_credentials_check
 from stations.services.refusals import ConnectionRefused
 
@@ -132,7 +133,9 @@ def station_open_session(
                 "the station has no password and a live connection",
                 cbid=station.cbid,
             )
-    replaced = _session_take_over(station, version=version, channel_name=channel_name, now=now)
+    replaced = _session_take_over(
+        station, version=version, channel_name=channel_name, now=now, remote_addr=remote_addr
+    )
     return _session_of(
         station, version=version, replaced_channel=replaced if replaced != channel_name else ""
     )
@@ -193,12 +196,16 @@ def station_take_over_by_serial(
     )
 
 
-def _session_take_over(station: Station, *, version: str, channel_name: str, now: datetime) -> str:
+def _session_take_over(
+    station: Station, *, version: str, channel_name: str, now: datetime, remote_addr: str = ""
+) -> str:
     """Make `channel_name` the station's connection; returns the one it replaces ("" if none).
 
     One conditional UPDATE instead of a locked read and a save: it applies only if nobody
     changed the connection since `station` was read; otherwise read again and retry.
     """
+    # A take-over decided later (by serial number, on probation) keeps the address on record.
+    address = {"connected_from_addr": remote_addr[:64]} if remote_addr else {}
     while True:
         replaced = station.channel_name if station.connected else ""
         updated = Station.objects.filter(
@@ -211,6 +218,7 @@ def _session_take_over(station: Station, *, version: str, channel_name: str, now
             ocpp_version=version,
             first_connected_at=Coalesce(F("first_connected_at"), Value(now)),
             updated_at=now,
+            **address,
         )
         if updated:
             return replaced
@@ -298,6 +306,7 @@ def _station_create_in_pool(
                 name=pool_station_name(timezone.localtime(now)),
                 registration_status=RegistrationStatus.PENDING,
                 created_from_addr=remote_addr[:64],
+                connected_from_addr=remote_addr[:64],
                 connected=True,
                 connected_at=now,
                 first_connected_at=now,
@@ -313,12 +322,19 @@ def _station_create_in_pool(
 
 
 def station_close_session(*, station_id: int, channel_name: str) -> bool:
-    """Mark the station offline, unless a newer connection has taken over since."""
-    updated = Station.objects.filter(pk=station_id, channel_name=channel_name).update(
-        connected=False,
-        channel_name="",
-        disconnected_at=timezone.now(),
-    )
+    """Mark the station offline, unless a newer connection has taken over since; its
+    queued Commands can no longer be sent on this connection and fail as offline."""
+    with transaction.atomic():
+        updated = Station.objects.filter(pk=station_id, channel_name=channel_name).update(
+            connected=False,
+            channel_name="",
+            disconnected_at=timezone.now(),
+        )
+        if updated:
+            command_fail_queued(
+                station_id=station_id,
+                error="The station disconnected before the command could be sent.",
+            )
     return bool(updated)
 
 

@@ -103,6 +103,9 @@ def ocpp_log_write(*, rows: list[LogRow], seen: dict[int, datetime]) -> None:
         logger.exception("Writing %d OCPP log rows failed; writing one by one", len(rows))
         try:
             _write_each(rows, seen)
+        except DATABASE_AWAY:
+            # Gone meanwhile: the caller keeps every row (one written twice at worst).
+            raise
         except Exception:
             logger.exception("Writing OCPP log rows one by one failed; dropped them")
 

@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from ocpp_gateway.auth import connection_is_secure
 from ocpp_gateway.handlers import charge_point_class
 from ocpp_gateway.message_log import MessageLog, message_log
+from ocpp_spec.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION
 from stations.models import OcppMessage
 from stations.services.sessions import StationSession
 from tests.factories import make_cpo, make_station
@@ -41,12 +42,12 @@ async def connected(cbid: str, version: str = "1.6", **fields):
 # ---- frame size ------------------------------------------------------------------------
 
 
-async def test_an_oversized_frame_closes_the_socket_with_1009_and_is_logged(settings):
+async def test_an_oversized_frame_closes_the_socket_with_4009_and_is_logged(settings):
     settings.OCPP_MAX_FRAME_BYTES = 1000
     charger = await connected("CP-BIG")
     await charger.send_raw(json.dumps([2, "1", "DataTransfer", {"vendorId": "x" * 2000}]))
     output = await charger.ws.receive_output(timeout=5)
-    assert output == {"type": "websocket.close", "code": 1009}
+    assert output == {"type": "websocket.close", "code": CLOSE_MESSAGE_TOO_BIG}
     await charger.close()
     logged = await OcppMessage.objects.filter(station__cbid="CP-BIG").alast()
     assert "over the 1000-byte limit" in logged.raw
@@ -67,7 +68,7 @@ async def test_multibyte_characters_count_as_bytes(settings):
     await charger.send_raw(json.dumps([2, "1", "Heartbeat", {"x": "😀" * 400}], ensure_ascii=False))
     output = await charger.ws.receive_output(timeout=5)
     await charger.close()
-    assert output == {"type": "websocket.close", "code": 1009}
+    assert output == {"type": "websocket.close", "code": CLOSE_MESSAGE_TOO_BIG}
 
 
 # ---- rate limit --------------------------------------------------------------------------
@@ -88,7 +89,7 @@ async def test_calls_over_the_rate_get_generic_error_and_a_flood_is_disconnected
     await charger.send_raw(json.dumps([2, "last", "Heartbeat", {}]))
     output = await charger.ws.receive_output(timeout=5)
     await charger.close()
-    assert output == {"type": "websocket.close", "code": 1008}
+    assert output == {"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION}
 
 
 async def test_frames_over_the_rate_are_not_written_to_the_message_log(settings):

@@ -190,9 +190,40 @@ async def test_after_too_many_wrong_passwords_even_the_right_one_is_refused(sett
         assert not await connect_and_leave(
             ATTACKER, "CP-LOCK", basic_auth("CP-LOCK", f"guess-{i:012d}")
         )
-    assert not await connect_and_leave("198.51.100.9", "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))
+    assert not await connect_and_leave(ATTACKER, "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))
     limited = await ConnectionAttempt.objects.filter(reason="rate_limited").alast()
-    assert limited.detail.startswith("too many failed passwords for this CBID")
+    assert limited.detail.startswith("too many failed passwords for this CBID from this address")
+    # Counted per (CBID, address): the guesser is locked out, not the station.
+    assert await connect_and_leave("198.51.100.9", "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_handshakes_without_credentials_are_no_guesses(settings):
+    settings.OCPP_AUTH_MAX_FAILURES_PER_CBID = 3
+    settings.OCPP_AUTH_MAX_FAILURES_PER_ADDRESS = 3
+    await protected()
+    for _ in range(10):
+        assert not await connect_and_leave(ATTACKER, "CP-LOCK")
+    assert await ConnectionAttempt.objects.filter(reason="no_credentials").aexists()
+    assert not await ConnectionAttempt.objects.filter(reason="bad_password").aexists()
+    assert await connect_and_leave(ATTACKER, "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_address_a_station_last_connected_from_is_never_locked_out(settings):
+    settings.OCPP_AUTH_MAX_FAILURES_PER_CBID = 3
+    settings.OCPP_AUTH_MAX_FAILURES_PER_ADDRESS = 3
+    charger_address = "203.0.113.50"
+    await protected()
+    assert await connect_and_leave(charger_address, "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))
+    station = await Station.objects.aget(cbid="CP-LOCK")
+    assert station.connected_from_addr == charger_address
+    # Someone behind the charger's own address (a shared NAT) guesses away.
+    for i in range(6):
+        assert not await connect_and_leave(
+            charger_address, "CP-LOCK", basic_auth("CP-LOCK", f"guess-{i:012d}")
+        )
+    assert await connect_and_leave(charger_address, "CP-LOCK", basic_auth("CP-LOCK", PASSWORD))
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from cpo.models import AuditEvent, Membership
 from ocpp_spec.passwords import verify_password
 from stations.models import Command, Protocol, Station
+from stations.services.passwords import station_password_set
 from tests.factories import make_member, make_station, make_user
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +131,41 @@ def test_vendor_protocol_stations_have_no_charger_password(client, alice, cpo_a)
     assert "Only OCPP stations" in response.content.decode()
     station.refresh_from_db()
     assert station.auth_password_hash == ""
+
+
+# ---- a CBID that Basic auth cannot carry (issue 11.6) ---------------------------------------
+
+
+def test_no_password_for_a_cbid_with_a_colon_and_the_panel_says_why(client, alice, cpo_a):
+    station = make_station("CP:1", cpo=cpo_a)
+    client.force_login(alice)
+
+    response = client.post(reverse("stations:password", args=[station.pk]), follow=True)
+
+    page = response.content.decode()
+    assert "contains “:”" in page and "Basic auth" in page
+    station.refresh_from_db()
+    assert station.auth_password_hash == ""
+    assert not AuditEvent.objects.filter(action="station_password_issued").exists()
+
+
+def test_no_password_is_ever_set_for_a_cbid_with_a_colon(cpo_a):
+    station = make_station("CP:2", cpo=cpo_a)
+    with pytest.raises(ValueError, match="Basic auth"):
+        station_password_set(station=station, password="a" * 20)
+    station.refresh_from_db()
+    assert station.auth_password_hash == ""
+
+
+def test_the_cli_issues_a_password_or_says_why_not(cpo_a):
+    make_station("CP:3", cpo=cpo_a)
+    with pytest.raises(CommandError, match="contains “:”"):
+        call_command("stations", "password", "cp:3")
+
+    station = make_station("CP-CLI", cpo=cpo_a)
+    out = StringIO()
+    call_command("stations", "password", "cp-cli", stdout=out)
+    password = out.getvalue().splitlines()[0].removeprefix("CP-CLI: ")
+    station.refresh_from_db()
+    assert verify_password(password, station.auth_password_hash, version="2.0.1")
+    assert AuditEvent.objects.filter(action="station_password_issued", user=None).exists()
