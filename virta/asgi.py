@@ -14,11 +14,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from ocpp_gateway.routing import websocket_application  # noqa: E402
+from virta.health import with_health_checks  # noqa: E402
 
 # No AllowedHostsOriginValidator on the websocket side: chargers send no Origin header.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_health_checks(django_asgi_app),
         "websocket": websocket_application,
     }
 )

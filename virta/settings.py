@@ -135,6 +135,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Seconds /readyz waits for the database and for the channel layer (virta/health.py).
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
+
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
