@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "cpo",
     "stations",
     "ocpp_gateway",
+    "alerts",
     # A client for people without hardware: `manage.py simulate_charger`.
     "simulator",
 ]
@@ -137,6 +138,18 @@ else:
 
 # Seconds /readyz waits for the database and for the channel layer (virta/health.py).
 READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
+
+# --- Alerts (alerts/, `manage.py alerts`) -------------------------------------------
+# Seconds between the alerts worker's rounds (evaluate, dispatch, deliver).
+ALERTS_INTERVAL = env.float("ALERTS_INTERVAL", default=10.0)
+# Alert changes of one CPO and rule within this many seconds share one notification.
+ALERTS_GROUP_WINDOW = env.int("ALERTS_GROUP_WINDOW", default=30)
+# Failed deliveries are retried after ALERTS_RETRY_BASE s, doubling up to ALERTS_RETRY_MAX.
+ALERTS_RETRY_BASE = env.int("ALERTS_RETRY_BASE", default=30)
+ALERTS_RETRY_MAX = env.int("ALERTS_RETRY_MAX", default=3600)
+ALERTS_WEBHOOK_TIMEOUT = env.float("ALERTS_WEBHOOK_TIMEOUT", default=10.0)
+# Plain http:// webhook URLs (development, tests); production endpoints use HTTPS.
+ALERTS_WEBHOOK_ALLOW_HTTP = env.bool("ALERTS_WEBHOOK_ALLOW_HTTP", default=DEBUG)
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
