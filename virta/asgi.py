@@ -15,11 +15,12 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from ocpp_gateway.routing import websocket_application  # noqa: E402
 from virta.health import with_health_checks  # noqa: E402
+from virta.metrics import with_metrics  # noqa: E402
 
 # No AllowedHostsOriginValidator on the websocket side: chargers send no Origin header.
 application = ProtocolTypeRouter(
     {
-        "http": with_health_checks(django_asgi_app),
+        "http": with_health_checks(with_metrics(django_asgi_app)),
         "websocket": websocket_application,
     }
 )

@@ -139,6 +139,13 @@ else:
 # Seconds /readyz waits for the database and for the channel layer (virta/health.py).
 READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
 
+# /metrics (virta/metrics.py): off unless one of these is set. A bearer token scrapes must
+# send, and/or addresses or networks (comma-separated, e.g. 10.0.0.0/8) they must come from.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=[])
+# Off: the gateway's per-frame counters do nothing (to measure their cost, bench/).
+OCPP_METRICS = env.bool("OCPP_METRICS", default=True)
+
 # --- Alerts (alerts/, `manage.py alerts`) -------------------------------------------
 # Seconds between the alerts worker's rounds (evaluate, dispatch, deliver).
 ALERTS_INTERVAL = env.float("ALERTS_INTERVAL", default=10.0)

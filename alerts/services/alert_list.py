@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -38,6 +38,14 @@ def alerts_needing_attention(*, user, limit: int = 20) -> list[Alert]:
         .filter(state__in=RAISED)
         .order_by("state", "-opened_at", "-id")[:limit]
     )
+
+
+def alerts_open_counts() -> dict[tuple[str, str], int]:
+    """{(kind, state): count} of every CPO's open and acknowledged alerts (for /metrics)."""
+    rows = (
+        Alert.objects.filter(state__in=RAISED).values_list("kind", "state").annotate(n=Count("pk"))
+    )
+    return {(kind, state): n for kind, state, n in rows}
 
 
 def alert_acknowledge(*, alert: Alert, user) -> Alert:
