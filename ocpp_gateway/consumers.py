@@ -14,7 +14,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from ocpp_gateway import liveness, mailbox, metrics
+from ocpp_gateway import liveness, log_context, mailbox, metrics
 from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
 from ocpp_gateway.db import db_call
@@ -117,6 +117,8 @@ class StationConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         subprotocol, version = negotiated
+        # This consumer's task and what it starts log with the CBID (LOG_FORMAT=json).
+        log_context.cbid.set(cbid)
         opening = asyncio.ensure_future(
             db_call(
                 station_open_session,

@@ -76,7 +76,7 @@ class GroupCommit(Generic[T, R]):
         self.linger = linger
         # Items and their futures, per event loop (tests run one per test).
         self._queues: PerLoop[_Queue] = PerLoop(_Queue)
-        self._tasks = TaskSet(logger)
+        self._tasks = TaskSet(logger, detached=True)
 
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is queued; return once it is committed."""

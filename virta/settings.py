@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request carries its id (virta/logging.py).
+    "virta.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files, before anything that would spend work on them (see Static files below).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -335,11 +337,25 @@ OCPP_TRUST_X_FORWARDED_PROTO = env.bool("OCPP_TRUST_X_FORWARDED_PROTO", default=
 OCPP_LIVENESS_INTERVAL = env.float("OCPP_LIVENESS_INTERVAL", default=60.0)
 OCPP_LIVENESS_STALE_AFTER = env.int("OCPP_LIVENESS_STALE_AFTER", default=3)
 
+# Log lines as text (`plain`, to stderr) or as JSON objects, one per line, to stdout (`json`).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # JSON lines with the charger's CBID and the request id (virta/logging.py).
+        "json": {"()": "virta.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout" if LOG_FORMAT == "json" else "ext://sys.stderr",
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"ocpp": {"level": "WARNING"}},
 }
