@@ -116,6 +116,8 @@ class EvaluatorState(models.Model):
     """Where the evaluator stopped reading events (one row)."""
 
     events_scanned_until = models.DateTimeField(null=True, blank=True)
+    # The last time the status history was sampled (a longer gap is "unknown").
+    history_recorded_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"events scanned until {self.events_scanned_until}"
@@ -227,3 +229,71 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification} → {self.webhook or self.email} ({self.state})"
+
+
+class ConnectorState(models.TextChoices):
+    """What a connector was doing, for uptime (OCPP statuses folded)."""
+
+    AVAILABLE = "available", _("Available")
+    CHARGING = "charging", _("In use")
+    FAULTED = "faulted", _("Faulted")
+    UNAVAILABLE = "unavailable", _("Unavailable")
+    OFFLINE = "offline", _("Offline")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class StatusPeriod(models.Model):
+    """A connector in one state from `started_at` until `ended_at` (open: until now).
+
+    Sampled by the alerts worker each round from the connectors' status and the stations'
+    connection (no cost on the chargers' frame path); a gap in sampling is unknown time.
+    """
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="+")
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=12, choices=ConnectorState.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["connector", "started_at"]
+        indexes = [
+            models.Index(fields=["station", "started_at"], name="statusperiod_station_idx"),
+            models.Index(
+                fields=["connector"],
+                condition=Q(ended_at__isnull=True),
+                name="statusperiod_open_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector_id} {self.state} {self.started_at}–{self.ended_at or ''}"
+
+
+class PlannedMaintenance(models.Model):
+    """A period the CPO planned maintenance: excluded from uptime (AFIR)."""
+
+    cpo = models.ForeignKey(Cpo, on_delete=models.CASCADE, related_name="+")
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="+")
+    # Empty: the whole station.
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id}: {self.starts_at}–{self.ends_at} {self.reason}"

@@ -703,6 +703,7 @@ def loadgen_argv(
     if scenario == "peak":
         argv += ["--peak-start-rate", str(args.peak_start_rate)]
         argv += ["--peak-step", str(args.peak_step), "--peak-steps", str(args.peak_steps)]
+        argv += ["--p99-limit", str(args.p99_limit)]
     return argv
 
 
@@ -985,6 +986,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--peak-start-rate", type=float, default=100.0)
     p.add_argument("--peak-step", type=float, default=5.0)
+    p.add_argument("--p99-limit", type=float, default=250.0, help="peak: ms, ends the climb")
     p.add_argument("--peak-steps", type=int, default=12)
     p.add_argument("--profile", action="store_true", help="py-spy every daphne (<= 180 s)")
     p.add_argument("--profile-after", type=float, default=0.0, help="start py-spy after s")

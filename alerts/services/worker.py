@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 
 from django.db import connection
+from django.utils import timezone
 
 from alerts.services.delivery import deliveries_send
 from alerts.services.dispatch import notifications_dispatch
 from alerts.services.evaluate import alerts_evaluate
+from alerts.services.uptime import status_history_record
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,10 @@ def worker_lock_release() -> None:
 
 
 def alerts_tick() -> None:
-    """One round: evaluate, dispatch what stopped collecting, send what is due."""
-    alerts_evaluate()
+    """One round: sample the status history, evaluate, dispatch, send what is due."""
+    now = timezone.now()
+    status_history_record(now=now)
+    alerts_evaluate(now=now)
     notifications_dispatch()
     deliveries_send()
 
