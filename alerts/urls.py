@@ -1,12 +1,14 @@
 from django.urls import path
 
-from alerts import views
+from alerts import uptime_views, views
 
 app_name = "alerts"
 
 urlpatterns = [
     path("alerts/", views.alert_list, name="list"),
     path("alerts/<int:pk>/acknowledge/", views.alert_acknowledge_view, name="acknowledge"),
+    path("uptime/", uptime_views.uptime_page, name="uptime"),
+    path("uptime/maintenance/", uptime_views.maintenance_add, name="maintenance_add"),
     path("alerts/settings/", views.settings_index, name="settings_index"),
     path("alerts/settings/<int:cpo_pk>/", views.alert_settings, name="settings"),
     path("alerts/settings/<int:cpo_pk>/rules/", views.rules_save, name="rules"),
