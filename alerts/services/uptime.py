@@ -232,10 +232,20 @@ def uptime_report(
 
 
 def station_uptime_percent(
-    *, station_ids: list[int], start: datetime, end: datetime, now: datetime
+    *,
+    station_ids: list[int],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    connectors: list[Connector] | None = None,
 ) -> dict[int, float | None]:
-    """One figure per station for the window: its connectors' up and down time added."""
-    connectors = list(Connector.objects.filter(station_id__in=station_ids, connector_id__gt=0))
+    """One figure per station for the window: its connectors' up and down time added.
+
+    `connectors`: the stations' connectors when the caller has them (prefetched).
+    """
+    if connectors is None:
+        connectors = list(Connector.objects.filter(station_id__in=station_ids, connector_id__gt=0))
+    connectors = [c for c in connectors if c.connector_id > 0 and c.station_id in station_ids]
     totals: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for row in uptime_report(connectors=connectors, start=start, end=end, now=now):
         totals[row.connector.station_id][0] += row.month.up

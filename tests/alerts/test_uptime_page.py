@@ -116,3 +116,23 @@ def test_bob_reads_but_may_not_plan(client, bob, history):
         },
     )
     assert response.status_code == 403
+
+
+def test_station_list_shows_the_months_uptime(client, alice, cpo_a):
+    from django.utils import timezone
+
+    station = make_station("CP-LIST", cpo=cpo_a)
+    connector = Connector.objects.create(station=station, connector_id=1)
+    now = timezone.now()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    middle = start + (now - start) / 2
+    StatusPeriod.objects.create(
+        station=station, connector=connector, state="available", started_at=start, ended_at=middle
+    )
+    StatusPeriod.objects.create(
+        station=station, connector=connector, state="offline", started_at=middle, ended_at=now
+    )
+    login(client, alice)
+    page = client.get(reverse("stations:list"))
+    assert b"Uptime this month" in page.content
+    assert b"50.0 %" in page.content
