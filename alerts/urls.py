@@ -6,7 +6,7 @@ app_name = "alerts"
 
 urlpatterns = [
     path("alerts/", views.alert_list, name="list"),
-    path("alerts/<int:pk>/acknowledge/", views.alert_acknowledge_view, name="acknowledge"),
+    path("alerts/<int:alert_pk>/acknowledge/", views.alert_acknowledge_view, name="acknowledge"),
     path("uptime/", uptime_views.uptime_page, name="uptime"),
     path("uptime/maintenance/", uptime_views.maintenance_add, name="maintenance_add"),
     path("alerts/settings/", views.settings_index, name="settings_index"),

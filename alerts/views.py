@@ -65,8 +65,8 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def alert_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
-    alert = get_object_or_404(alerts_for_user(user=request.user), pk=pk)
+def alert_acknowledge_view(request: HttpRequest, alert_pk: int) -> HttpResponse:
+    alert = get_object_or_404(alerts_for_user(user=request.user), pk=alert_pk)
     alert_acknowledge(alert=alert, user=request.user)
     messages.success(request, _("Alert acknowledged."))
     return redirect("alerts:list")
