@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent  # the venv's bin (not resolved: that would leave the venv)
 HOST = "127.0.0.1"
+# Targets that are this project's daphne (with metrics, and without for --metrics-cost).
+CSMS_TARGETS = ("csms", "csms-no-metrics")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # File descriptors HAProxy may use per process here (the sandbox's hard limit is 20,000);
@@ -268,10 +270,17 @@ def server_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_csms(args: argparse.Namespace, stack: Stack, *, boot_status: str) -> None:
+def start_csms(
+    args: argparse.Namespace, stack: Stack, *, boot_status: str, metrics: bool = True
+) -> None:
     ports = []
     pids = []
-    env = server_env(args, OCPP_POOL_BOOT_STATUS=boot_status)
+    env = server_env(args, OCPP_POOL_BOOT_STATUS=boot_status, OCPP_METRICS="1" if metrics else "0")
+    if metrics:
+        # Multiprocess metrics, as production runs them (one directory for the processes).
+        prom = stack.workdir / "prometheus"
+        prom.mkdir(exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     for i in range(args.daphne):
         port = free_port()
         if args.backlog:
@@ -694,6 +703,7 @@ def loadgen_argv(
     if scenario == "peak":
         argv += ["--peak-start-rate", str(args.peak_start_rate)]
         argv += ["--peak-step", str(args.peak_step), "--peak-steps", str(args.peak_steps)]
+        argv += ["--p99-limit", str(args.p99_limit)]
     return argv
 
 
@@ -714,25 +724,27 @@ def run_one(args: argparse.Namespace, scenario: str, target: str, run_id: str) -
         "v201_share": args.v201_share,
     }
     try:
-        if target == "csms":
+        if target in CSMS_TARGETS:
             # Chargers new to the pool, and a pool below OCPP_POOL_MAX_SIZE: start from an
             # empty bench database.
             database_reset(args)
             # The boot storm meets the pool as it is (Pending); the other scenarios need
             # Accepted stations (anything but a boot from a Pending one is refused).
             boot_status = "Pending" if scenario == "boot" else "Accepted"
-            start_csms(args, stack, boot_status=boot_status)
+            start_csms(args, stack, boot_status=boot_status, metrics=target != "csms-no-metrics")
         else:
             start_baseline(stack)
         result["stack"] = stack.note
         result["workdir"] = str(workdir)
         # Every PostgreSQL and Redis process on the machine (others' too, if any run).
-        by_name = {"postgres": "postgres", "redis": "redis-server"} if target == "csms" else {}
+        by_name = (
+            {"postgres": "postgres", "redis": "redis-server"} if target in CSMS_TARGETS else {}
+        )
         time.sleep(0.5)
         sampler = Sampler(stack.groups, by_name=by_name).start()
         time.sleep(1.0)
         idle = sampler.samples[-1]
-        server_group = "daphne" if target == "csms" else "baseline"
+        server_group = "daphne" if target in CSMS_TARGETS else "baseline"
         idle_rss = sampler.rss_kib(server_group, idle)
         log(f"{scenario} / {target}: {stack.note}; {args.chargers} chargers -> {stack.url}")
         loadgen = subprocess.Popen(
@@ -744,7 +756,7 @@ def run_one(args: argparse.Namespace, scenario: str, target: str, run_id: str) -
         )
         profile: list = []
         timer = None
-        if args.profile and target == "csms":
+        if args.profile and target in CSMS_TARGETS:
             # --profile-after: skip the connecting phase, e.g. to see the steady state.
             seconds = min(duration - args.profile_after, 180)
             timer = threading.Timer(
@@ -756,7 +768,7 @@ def run_one(args: argparse.Namespace, scenario: str, target: str, run_id: str) -
             # Let every charger connect and boot, then fan out from the web side.
             time.sleep(min(duration / 2, 5 + args.chargers / 200))
             try:
-                if target == "csms":
+                if target in CSMS_TARGETS:
                     result["fanout"] = fanout_csms(prefix, args.chargers, timeout=duration)
                 else:
                     result["fanout"] = fanout_baseline(stack.url)
@@ -791,7 +803,7 @@ def run_one(args: argparse.Namespace, scenario: str, target: str, run_id: str) -
                 result["rss_growth_mib_after_first_fifth"] = round((series[-1] - early) / 1024, 1)
                 every = max(1, len(series) // 20)
                 result["rss_mib_series"] = [round(v / 1024, 1) for v in series[::every]]
-        if target == "csms":
+        if target in CSMS_TARGETS:
             result["database"] = database_check(
                 prefix,
                 booted=load.get("booted", 0),
@@ -813,7 +825,7 @@ def verdict(scenario: str, target: str, result: dict) -> dict:
         out["all_answered_within_60s"] = (
             load.get("booted") == result["chargers"] and last is not None and last <= 60
         )
-        if target == "csms":
+        if target in CSMS_TARGETS:
             out["database_complete"] = result.get("database", {}).get("complete", False)
     if scenario == "steady":
         # Steady state: the periodic traffic once the whole fleet has booted.
@@ -828,7 +840,7 @@ def verdict(scenario: str, target: str, result: dict) -> dict:
         fan = result.get("fanout", {})
         if not fan.get("runnable"):
             out["runnable"] = False
-        elif target == "csms":
+        elif target in CSMS_TARGETS:
             done = fan.get("all_commands_final_s")
             # A result is the charger's answer: a command that failed before reaching its
             # charger (gateway unreachable) is recorded, but is no result.
@@ -866,7 +878,7 @@ def print_table(results: list[dict]) -> None:
     for r in results:
         load = r.get("load", {})
         action, lat = main_latency(r["scenario"], load)
-        group = "daphne" if r["target"] == "csms" else "baseline"
+        group = "daphne" if r["target"] in CSMS_TARGETS else "baseline"
         server = r.get("server", {}).get(group, {})
         client = max((c["cpu_share"] for c in load.get("client", [])), default=0)
         calls = load.get("peak_calls_s") if r["scenario"] == "peak" else load.get("calls_per_s")
@@ -945,6 +957,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backlog", type=int, default=0, help="daphne's listen backlog (Twisted: 50)")
     p.add_argument("--no-lb", action="store_true", help="spread chargers over daphne ports")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="run the CSMS with and without its Prometheus metrics instead of the baseline",
+    )
     p.add_argument("--smoke", action="store_true", help="100 chargers, 4 s, exit 1 on failure")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
@@ -969,6 +986,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--peak-start-rate", type=float, default=100.0)
     p.add_argument("--peak-step", type=float, default=5.0)
+    p.add_argument("--p99-limit", type=float, default=250.0, help="peak: ms, ends the climb")
     p.add_argument("--peak-steps", type=int, default=12)
     p.add_argument("--profile", action="store_true", help="py-spy every daphne (<= 180 s)")
     p.add_argument("--profile-after", type=float, default=0.0, help="start py-spy after s")
@@ -1010,13 +1028,21 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for scenario in args.scenarios:
         pair = {}
-        for target in ["csms"] + ([] if args.no_baseline else ["baseline"]):
+        if args.metrics_cost:
+            # The gateway with and without its Prometheus metrics, back to back.
+            targets = ["csms", "csms-no-metrics"]
+        else:
+            targets = ["csms"] + ([] if args.no_baseline else ["baseline"])
+        for target in targets:
             result = run_one(args, scenario, target, run_id)
             pair[target] = result
             results.append(result)
         if "baseline" in pair:
             pair["csms"]["ratio_to_baseline"] = ratios(pair["csms"], pair["baseline"])
             log(f"{scenario}: CSMS / baseline = {pair['csms']['ratio_to_baseline']}")
+        if "csms-no-metrics" in pair:
+            pair["csms"]["ratio_to_no_metrics"] = ratios(pair["csms"], pair["csms-no-metrics"])
+            log(f"{scenario}: metrics on / off = {pair['csms']['ratio_to_no_metrics']}")
         with results_path.open("a") as f:
             for result in pair.values():
                 f.write(json.dumps(result) + "\n")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import weakref
 
+from ocpp_gateway import metrics
 from ocpp_gateway.db import db_call
 from ocpp_gateway.protocol import CallErrorReceived
 from ocpp_spec.commands import ERROR, interpret_result, kind_for_action
@@ -131,6 +132,7 @@ async def _finish_failure(command_id: int, *, sent: bool) -> None:
 
 
 async def _record(service, **kwargs) -> None:
+    metrics.COMMAND_RESULTS.labels(str(kwargs.get("status", "unknown"))).inc()
     # Shielded: a disconnect cancels this task, and the outcome must be written anyway.
     try:
         await asyncio.shield(db_call(service, **kwargs))

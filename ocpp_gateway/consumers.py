@@ -14,7 +14,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from ocpp_gateway import liveness, mailbox
+from ocpp_gateway import liveness, log_context, mailbox, metrics
 from ocpp_gateway.auth import connection_is_secure, parse_basic_auth
 from ocpp_gateway.commands import run_command
 from ocpp_gateway.db import db_call
@@ -51,6 +51,8 @@ class StationConsumer(AsyncWebsocketConsumer):
     _session_closed = False
     # The websocket is closed (websocket.disconnect received).
     _socket_gone = False
+    # The connected-chargers gauge this consumer counts in (None once it left).
+    _connected_metric = None
 
     # Channels reads channel-layer messages with `self.channel_receive()` in the same loop
     # as the websocket's; one exception there (Redis down) would end the consumer and
@@ -143,6 +145,8 @@ class StationConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         subprotocol, version = negotiated
+        # This consumer's task and what it starts log with the CBID (LOG_FORMAT=json).
+        log_context.cbid.set(cbid)
         opening = asyncio.ensure_future(
             db_call(
                 station_open_session,
@@ -177,6 +181,7 @@ class StationConsumer(AsyncWebsocketConsumer):
                     session.replaced_channel, {"type": "station.replaced"}
                 )
             except Exception:
+                metrics.CHANNEL_LAYER_ERRORS.labels("send").inc()
                 # Redis is away: the old socket stays until its charger or daphne's pings
                 # drop it; its disconnect cannot mark this newer session offline.
                 logger.warning("Could not tell the replaced connection of %s to close", cbid)
@@ -192,6 +197,8 @@ class StationConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=subprotocol)
         if session.probation:
             probation_start(self.charge_point)
+        self._connected_metric = metrics.CONNECTED.labels(version)
+        self._connected_metric.inc()
         liveness.register(self)
         mailbox.listen(self.channel_layer, self.channel_name)
         logger.info("Station %s connected (OCPP %s)", cbid, version)
@@ -300,12 +307,16 @@ class StationConsumer(AsyncWebsocketConsumer):
 
 def _leave(consumer: StationConsumer) -> None:
     """The consumer's charger is gone from this process's registries."""
+    if consumer._connected_metric is not None:
+        consumer._connected_metric.dec()
+        consumer._connected_metric = None
     liveness.unregister(consumer)
     if not liveness.consumers_by_channel():
         mailbox.stop()
 
 
 def _channel_layer_unavailable(exc: Exception) -> None:
+    metrics.CHANNEL_LAYER_ERRORS.labels("receive").inc()
     logger.warning("Channel layer unavailable (%s); retrying", exc)
 
 

@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 from django.conf import settings
 
+from ocpp_gateway import metrics
 from ocpp_gateway.db import db_call
 from ocpp_gateway.runtime import PerLoop, TaskSet
 from stations.services.charging import MeterReading, StatusReport, charging_data_write
@@ -45,6 +46,9 @@ class _Queue:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     items: list = field(default_factory=list)
     running: int = 0
+    # When the oldest queued item arrived (loop time), for the flush-lag metric: one clock
+    # reading per batch, not per item.
+    oldest_at: float = 0.0
 
 
 class GroupCommit(Generic[T, R]):
@@ -72,12 +76,14 @@ class GroupCommit(Generic[T, R]):
         self.linger = linger
         # Items and their futures, per event loop (tests run one per test).
         self._queues: PerLoop[_Queue] = PerLoop(_Queue)
-        self._tasks = TaskSet(logger)
+        self._tasks = TaskSet(logger, detached=True)
 
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is queued; return once it is committed."""
         queue = self._queues.get()
         future = queue.loop.create_future()
+        if not queue.items:
+            queue.oldest_at = queue.loop.time()
         queue.items.append((item, future))
         if queue.running < self.concurrency:
             queue.running += 1
@@ -91,9 +97,14 @@ class GroupCommit(Generic[T, R]):
             while queue.items:
                 batch = queue.items[: self.max_batch]
                 del queue.items[: self.max_batch]
+                oldest_at = queue.oldest_at
+                if queue.items:
+                    # The rest queued while this batch waited: no older than now.
+                    queue.oldest_at = queue.loop.time()
                 # Items whose charger is gone are written all the same: they were received.
                 try:
                     results = await db_call(self.write_many, [item for item, _ in batch])
+                    metrics.flushed(self.name, len(batch), queue.loop.time() - oldest_at)
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():

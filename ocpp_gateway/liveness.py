@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ocpp_gateway.db import db_call
-from ocpp_gateway.runtime import PerLoop
+from ocpp_gateway.runtime import PerLoop, spawn_detached
 from stations.services.commands import command_expire_stale
 from stations.services.liveness import (
     stale_cutoff,
@@ -52,7 +52,7 @@ def register(consumer) -> None:
     state = _state()
     state.consumers.add(consumer)
     if state.task is None or state.task.done():
-        state.task = asyncio.ensure_future(_run(state))
+        state.task = spawn_detached(_run(state))
 
 
 def unregister(consumer) -> None:

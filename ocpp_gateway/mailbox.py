@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ocpp_gateway import liveness
 from ocpp_gateway.db import db_call
-from ocpp_gateway.runtime import PerLoop, retry_with_backoff
+from ocpp_gateway.runtime import PerLoop, retry_with_backoff, spawn_detached
 from stations.models import Command
 from stations.services.commands import command_record_failure
 from stations.services.notify import process_mailbox
@@ -52,7 +52,7 @@ def listen(layer, channel_name: str) -> None:
     state = _state()
     if state.task is None or state.task.done():
         state.name = mailbox
-        state.task = asyncio.ensure_future(_listen(layer, mailbox))
+        state.task = spawn_detached(_listen(layer, mailbox))
 
 
 def stop() -> None:

@@ -22,6 +22,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from ocpp_gateway import metrics
 from ocpp_gateway.db import db_call
 from ocpp_gateway.runtime import FlushTimer, PerLoop
 from ocpp_spec.passwords import redact_password
@@ -101,6 +102,9 @@ class MessageLog:
             self._rows, self._seen = [], {}
             try:
                 await db_call(ocpp_log_write, rows=rows, seen=seen)
+                if rows:
+                    lag = (timezone.now() - rows[0].created_at).total_seconds()
+                    metrics.flushed("message log", len(rows), lag)
             except Exception:
                 # The database is away (a row it refuses is dropped by the service).
                 if self._failing_since is None:

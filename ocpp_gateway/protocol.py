@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from time import perf_counter
 from typing import Any
 
 import fastjsonschema
@@ -31,6 +32,7 @@ from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import get_validator
 
+from ocpp_gateway import metrics
 from ocpp_gateway.admission import Admission
 from ocpp_gateway.limits import FrameRateLimit
 from ocpp_gateway.message_log import MessageLog
@@ -481,6 +483,8 @@ class OcppProtocol:
         except _Reject:
             return
         if frame.message_type == CALL:
+            metrics.frame("out", CALLERROR, frame.action, self.actions)
+            metrics.callerror("out", self.codes.generic_error)
             await self._connection.send(
                 _dumps(
                     [
@@ -494,14 +498,17 @@ class OcppProtocol:
             )
 
     async def _handle_frame_call(self, frame: Frame) -> None:
+        started = perf_counter()
         try:
             response = await self._answer_call(frame)
         except CallErrorReply as reply:
             await self._send_error(
                 frame.unique_id, reply.code, reply.description, reply.details, action=frame.action
             )
+            metrics.call_answered(frame.action, perf_counter() - started, self.actions)
             return
         await self._send_frame([CALLRESULT, frame.unique_id, response], frame.action)
+        metrics.call_answered(frame.action, perf_counter() - started, self.actions)
         self._run_after_handler(frame)
 
     async def _answer_call(self, frame: Frame) -> dict:
@@ -782,10 +789,14 @@ class OcppProtocol:
             unique_id=frame[1],
             payload=payload,
         )
+        metrics.frame("out", frame[0], action, self.actions)
+        if frame[0] == CALLERROR:
+            metrics.callerror("out", frame[2])
         await self._connection.send(text)
 
     def _log_in(self, frame: Frame | None, raw: str = "") -> None:
         if frame is None:
+            metrics.frame("in", None, "", self.actions)
             self.log.record(
                 station_id=self.session.station_id,
                 cbid=self.session.cbid,
@@ -800,6 +811,7 @@ class OcppProtocol:
                 "errorDescription": frame.error_description,
                 "errorDetails": frame.error_details,
             }
+            metrics.callerror("in", frame.error_code)
             # A CALLERROR answers our CALL; a CALLRESULTERROR is about our answer to theirs.
             action = (
                 self.pending_action(frame.unique_id)
@@ -810,6 +822,7 @@ class OcppProtocol:
             payload, action = frame.payload, self.pending_action(frame.unique_id)
         else:
             payload, action = frame.payload, frame.action
+        metrics.frame("in", frame.message_type, action, self.actions)
         self.log.record(
             station_id=self.session.station_id,
             cbid=self.session.cbid,

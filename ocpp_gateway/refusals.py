@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from ocpp_gateway import metrics
 from ocpp_gateway.db import db_call
 from ocpp_gateway.runtime import FlushTimer
 from stations.services.refusals import (
@@ -31,6 +32,7 @@ def remote_addr(scope: dict) -> str:
 
 
 async def refuse(scope: dict, *, reason: str, detail: str = "", cbid: str = "") -> None:
+    metrics.HANDSHAKE_REFUSALS.labels(reason).inc()
     addr = remote_addr(scope)
     logger.warning(
         "Refused OCPP handshake: reason=%s cbid=%r addr=%s path=%r %s",

@@ -11,6 +11,7 @@ little later, once per interval (`FlushTimer`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import weakref
@@ -43,19 +44,27 @@ class PerLoop(Generic[T]):
         return state
 
 
+def spawn_detached(work: Coroutine[Any, Any, Any] | Awaitable[Any]) -> asyncio.Task:
+    """A task with a fresh context (no CBID of the connection that started it)."""
+    return contextvars.Context().run(asyncio.ensure_future, work)
+
+
 class TaskSet:
     """Background tasks, referenced until they finish; a failure is logged, not lost."""
 
-    def __init__(self, log: logging.Logger = logger) -> None:
+    def __init__(self, log: logging.Logger = logger, *, detached: bool = False) -> None:
         self._tasks: set[asyncio.Task] = set()
         self._log = log
+        # Process-wide work (writers, timers): not in the context of the connection that
+        # happened to start it, so its log lines carry no charger's CBID.
+        self._detached = detached
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     def spawn(self, work: Coroutine[Any, Any, Any] | Awaitable[Any], what: str) -> asyncio.Task:
         """Run `work` in the background; `what` names it in the log if it fails."""
-        task = asyncio.ensure_future(work)
+        task = spawn_detached(work) if self._detached else asyncio.ensure_future(work)
         self._tasks.add(task)
 
         def done(finished: asyncio.Task) -> None:
@@ -106,7 +115,7 @@ class FlushTimer:
         self._delay = delay
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks = TaskSet()
+        self._tasks = TaskSet(detached=True)
 
     def arm(self) -> None:
         try:

@@ -37,6 +37,7 @@ from stations.forms import (
     StationSettingsForm,
     command_kinds_for,
 )
+from stations.list_columns import station_list_extra_columns
 from stations.models import (
     Command,
     ConnectionAttempt,
@@ -112,6 +113,7 @@ def station_list(request: HttpRequest) -> HttpResponse:
     stations = stations.order_by("-created_at", "-id")
 
     page = Paginator(stations, STATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    extra_columns = station_list_extra_columns(page.object_list)
     # The filters, kept in the pagination links.
     filters = {"q": query, "recent": "1" if recent else "", "pool": pool}
     return render(
@@ -126,6 +128,7 @@ def station_list(request: HttpRequest) -> HttpResponse:
             "filtered": bool(query or recent or pool),
             "page_query": urlencode({k: v for k, v in filters.items() if v}),
             "can_add": user.is_superuser or addable_cpos(user).exists(),
+            "extra_columns": extra_columns,
         },
     )
 

@@ -1,4 +1,4 @@
-"""Dependencies point one way: virta → ocpp_gateway → stations → cpo → ocpp_spec.
+"""Dependencies point one way: virta → ocpp_gateway → alerts → stations → cpo → ocpp_spec.
 
 A package may import its own modules and those of the layers below it, never one above;
 the simulator (a client) imports only ocpp_spec. Our own modules are imported at module
@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: each may import the ones before it.
-LAYERS = ("ocpp_spec", "cpo", "stations", "ocpp_gateway", "virta")
+LAYERS = ("ocpp_spec", "cpo", "stations", "alerts", "ocpp_gateway", "virta")
 # Outside the layers: what each may import of ours.
 TOOLS = {"simulator": {"ocpp_spec"}}
 OURS = {*LAYERS, *TOOLS, "tests", "bench"}

@@ -15,6 +15,8 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from ocpp_gateway.daphne_paths import keep_path_parameters  # noqa: E402
 from ocpp_gateway.routing import websocket_application  # noqa: E402
+from virta.health import with_health_checks  # noqa: E402
+from virta.metrics import with_metrics  # noqa: E402
 
 # Daphne drops `;params` from websocket paths: `/ocpp/CP;X` must not pass for `/ocpp/CP`.
 keep_path_parameters()
@@ -22,7 +24,7 @@ keep_path_parameters()
 # No AllowedHostsOriginValidator on the websocket side: chargers send no Origin header.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_health_checks(with_metrics(django_asgi_app)),
         "websocket": websocket_application,
     }
 )

@@ -38,11 +38,14 @@ INSTALLED_APPS = [
     "cpo",
     "stations",
     "ocpp_gateway",
+    "alerts",
     # A client for people without hardware: `manage.py simulate_charger`.
     "simulator",
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request carries its id (virta/logging.py).
+    "virta.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy; bidi controls in pages neutralised (virta/middleware.py).
     "virta.middleware.PanelHeadersMiddleware",
@@ -149,6 +152,28 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Seconds /readyz waits for the database and for the channel layer (virta/health.py).
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
+
+# /metrics (virta/metrics.py): off unless one of these is set. A bearer token scrapes must
+# send, and/or addresses or networks (comma-separated, e.g. 10.0.0.0/8) they must come from.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=[])
+# Off: the gateway's per-frame counters do nothing (to measure their cost, bench/).
+OCPP_METRICS = env.bool("OCPP_METRICS", default=True)
+
+# --- Alerts (alerts/, `manage.py alerts`) -------------------------------------------
+# Seconds between the alerts worker's rounds (evaluate, dispatch, deliver).
+ALERTS_INTERVAL = env.float("ALERTS_INTERVAL", default=10.0)
+# Alert changes of one CPO and rule within this many seconds share one notification.
+ALERTS_GROUP_WINDOW = env.int("ALERTS_GROUP_WINDOW", default=30)
+# Failed deliveries are retried after ALERTS_RETRY_BASE s, doubling up to ALERTS_RETRY_MAX.
+ALERTS_RETRY_BASE = env.int("ALERTS_RETRY_BASE", default=30)
+ALERTS_RETRY_MAX = env.int("ALERTS_RETRY_MAX", default=3600)
+ALERTS_WEBHOOK_TIMEOUT = env.float("ALERTS_WEBHOOK_TIMEOUT", default=10.0)
+# Plain http:// webhook URLs (development, tests); production endpoints use HTTPS.
+ALERTS_WEBHOOK_ALLOW_HTTP = env.bool("ALERTS_WEBHOOK_ALLOW_HTTP", default=DEBUG)
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -360,11 +385,25 @@ OCPP_TRUST_X_FORWARDED_PROTO = env.bool("OCPP_TRUST_X_FORWARDED_PROTO", default=
 OCPP_LIVENESS_INTERVAL = env.float("OCPP_LIVENESS_INTERVAL", default=60.0)
 OCPP_LIVENESS_STALE_AFTER = env.int("OCPP_LIVENESS_STALE_AFTER", default=3)
 
+# Log lines as text (`plain`, to stderr) or as JSON objects, one per line, to stdout (`json`).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # JSON lines with the charger's CBID and the request id (virta/logging.py).
+        "json": {"()": "virta.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout" if LOG_FORMAT == "json" else "ext://sys.stderr",
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"ocpp": {"level": "WARNING"}},
 }

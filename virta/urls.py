@@ -19,6 +19,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("api/", include("stations.api_urls")),
+    path("", include("alerts.urls")),
     path("", include("cpo.urls")),
     path("", include("stations.urls")),
     # Static files are WhiteNoise's (a middleware: see settings.py).

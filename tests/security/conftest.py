@@ -8,6 +8,7 @@ import pytest
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from alerts.models import Alert, Webhook
 from cpo.models import Membership
 from cpo.team import invitation_tokens
 from stations.models import Command, Connector, MeterValue, Station, Transaction
@@ -93,3 +94,21 @@ def invitation_values(user) -> dict:
 
 # The invitation link's parameters when they name nobody.
 NO_INVITATION = {"uidb64": "Zm9v", "token": "bad-token"}
+
+
+@pytest.fixture
+def alert_a(station_a) -> Alert:
+    """An open alert of CPO A's station."""
+    return Alert.objects.create(
+        cpo=station_a.cpo,
+        station=station_a,
+        kind="offline",
+        state=Alert.State.OPEN,
+        detail=f"{A_NAME} not connected",
+        opened_at=datetime(2026, 1, 2, 11, 0, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def webhook_a(station_a) -> Webhook:
+    return Webhook.objects.create(cpo=station_a.cpo, url="https://hooks.example/cpo-a")

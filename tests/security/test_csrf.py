@@ -31,11 +31,15 @@ def _html_pages(client: Client, values: dict) -> dict[str, str]:
 
 
 @pytest.fixture
-def post_forms(client, alice, root, station_a, command_a, transaction_a, invitee) -> list[Form]:
+def post_forms(
+    client, alice, root, station_a, command_a, transaction_a, invitee, alert_a, webhook_a
+) -> list[Form]:
     """The POST forms of every page as seen by anonymous, alice and a superuser."""
     # A second CPO of alice's: "Change CPO" is offered only when there is somewhere to go.
     make_member(alice, make_cpo("CPO C"), Membership.Role.ADMIN)
     values = {
+        "alert_pk": alert_a.pk,
+        "webhook_pk": webhook_a.pk,
         "pk": station_a.pk,
         "command_pk": command_a.pk,
         "transaction_pk": transaction_a.pk,

@@ -40,6 +40,10 @@ UNSCOPED = {
     "stations:attempts": "superusers only (403 for others)",
     "api:station_list": "public: visible stations only, no CBIDs",
     "cpo:team_index": "cpos_managed_by: the CPOs the user is admin of",
+    "alerts:list": "alerts_for_user: alerts of the user's own CPOs",
+    "alerts:settings_index": "the CPOs the user is admin of",
+    "alerts:uptime": "connectors of the user's own CPOs' stations",
+    "alerts:maintenance_add": "stations of the user's CPOs where they may write",
 }
 # Parameter values: CPO A's objects, and ids that name nothing.
 MISSING_ID = 987654321
@@ -50,8 +54,10 @@ PERSONAL = {"login", "logout", "password_change"}
 
 
 @pytest.fixture
-def cpo_a_values(station_a, command_a, transaction_a, bob) -> dict:
+def cpo_a_values(station_a, command_a, transaction_a, bob, alert_a, webhook_a) -> dict:
     return {
+        "alert_pk": alert_a.pk,
+        "webhook_pk": webhook_a.pk,
         "pk": station_a.pk,
         "command_pk": command_a.pk,
         "transaction_pk": transaction_a.pk,
@@ -67,6 +73,8 @@ def cpo_a_values(station_a, command_a, transaction_a, bob) -> dict:
 @pytest.fixture
 def missing_values() -> dict:
     return {
+        "alert_pk": MISSING_ID,
+        "webhook_pk": MISSING_ID,
         "pk": MISSING_ID,
         "command_pk": MISSING_ID,
         "transaction_pk": MISSING_ID,
