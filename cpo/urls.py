@@ -5,6 +5,7 @@ from cpo import views
 app_name = "cpo"
 
 urlpatterns = [
+    path("cpo/switch/", views.cpo_switch, name="switch"),
     path("team/", views.team_index, name="team_index"),
     path("team/<int:cpo_pk>/", views.team, name="team"),
     path("team/<int:cpo_pk>/invite/", views.member_invite_view, name="invite"),

@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Audit lines written while serving a request say where it came from.
     "cpo.audit.AuditRequestMiddleware",
+    # The CPO the user works in (header, default scope) and its time zone for every page.
+    "cpo.current.CurrentCpoMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -74,6 +76,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "cpo.context_processors.team_menu",
                 "stations.context_processors.station_menu",
+                "cpo.context_processors.current_cpo",
             ],
         },
     },

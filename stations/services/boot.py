@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from stations.models import RegistrationStatus, Station
+from stations.models import Command, RegistrationStatus, Station, Transaction
+from stations.services.charging_sessions import sessions_close_on_boot
+
+# A BootNotification this soon after the backend asked for one (TriggerMessage) is that
+# answer, not a reboot: the charger's sessions go on.
+TRIGGERED_BOOT_WINDOW = timedelta(minutes=10)
 
 # Longest value kept for what the charger reports about itself (model field length).
 REPORTED_FIELD_MAX = 255
@@ -68,8 +74,23 @@ def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
         status = settings.OCPP_POOL_BOOT_STATUS
     else:
         raise Station.DoesNotExist(f"No station {station_id}")
+    running = Transaction.objects.filter(station_id=station_id, state=Transaction.State.ACTIVE)
+    if running.exists() and not _boot_was_triggered(station_id, info, now):
+        sessions_close_on_boot(station_id=station_id, at=now)
     if status == RegistrationStatus.ACCEPTED:
         interval = settings.OCPP_HEARTBEAT_INTERVAL
     else:
         interval = settings.OCPP_POOL_RETRY_INTERVAL
     return BootDecision(status=status, interval=interval)
+
+
+def _boot_was_triggered(station_id: int, info: BootInfo, now) -> bool:
+    """Whether the backend asked for this BootNotification (2.x says so; 1.6 cannot)."""
+    if info.reason == "Triggered":
+        return True
+    return Command.objects.filter(
+        station_id=station_id,
+        action="TriggerMessage",
+        payload__requestedMessage="BootNotification",
+        created_at__gte=now - TRIGGERED_BOOT_WINDOW,
+    ).exists()
