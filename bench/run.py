@@ -45,7 +45,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # File descriptors HAProxy may use per process here (the sandbox's hard limit is 20,000);
 # each proxied connection costs two.
 HAPROXY_FD_BUDGET = int(os.environ.get("BENCH_HAPROXY_FD_BUDGET", "19000"))
-SCENARIOS = ["boot", "steady", "peak", "fanout"]
+SCENARIOS = ["boot", "steady", "peak", "fanout", "sessions"]
 # py-spy frames of the project's own code, e.g. "station_boot (stations/services/boot.py)".
 PROJECT_FRAME = re.compile(r"\((?:stations|ocpp_gateway|cpo|virta)/")
 # Concurrent "web requests" that ask for the fan-out's commands.
@@ -685,7 +685,7 @@ def loadgen_argv(
     ]
     if args.workers:
         argv += ["--workers", str(args.workers)]
-    if scenario == "steady":
+    if scenario in ("steady", "sessions"):
         argv += ["--ramp", str(args.ramp)]
     if args.retry:
         argv += ["--retry", str(args.retry[0]), str(args.retry[1])]
