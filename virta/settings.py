@@ -150,7 +150,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "stations:list"
+LOGIN_REDIRECT_URL = "stations:home"
 # A refused CSRF check gets a panel page that says what to do (virta/errors.py).
 CSRF_FAILURE_VIEW = "virta.errors.csrf_failure"
 LOGOUT_REDIRECT_URL = "login"

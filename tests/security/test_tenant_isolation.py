@@ -90,7 +90,9 @@ def carol_client(carol) -> Client:
 
 
 def _leaks(response) -> list[str]:
-    body = response.content.decode(errors="replace")
+    # A streamed answer (the sessions CSV) is read to its end.
+    raw = b"".join(response) if response.streaming else response.content
+    body = raw.decode(errors="replace")
     return [secret for secret in A_SECRETS if secret in body]
 
 
