@@ -25,6 +25,7 @@ urlpatterns = [
         name="member_resend",
     ),
     path("team/<int:cpo_pk>/audit/", views.audit_log, name="audit_log"),
+    path("team/<int:cpo_pk>/settings/", views.cpo_settings, name="settings"),
     # The invitation link: a one-time token, not a CPO's object.
     path(
         "accounts/invitation/<uidb64>/<token>/",

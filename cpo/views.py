@@ -34,9 +34,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cpo.audit import audit_log_for
 from cpo.current import cpo_current_set
-from cpo.forms import AuditFilterForm, InviteForm, RoleForm
+from cpo.forms import AuditFilterForm, CpoSettingsForm, InviteForm, RoleForm
 from cpo.models import AuditEvent, Cpo, Membership
-from cpo.services import CpoError
+from cpo.services import CpoError, cpo_time_zone_set
 from cpo.team import (
     cpos_managed_by,
     invitation_accept_record,
@@ -381,3 +381,24 @@ def cpo_switch(request: HttpRequest) -> HttpResponse:
     ):
         target = reverse("stations:home")
     return redirect(target)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cpo_settings(request: HttpRequest, cpo_pk: int) -> HttpResponse:
+    """CPO settings (the time zone): for the CPO's admins; 404 outside it, 403 for others."""
+    cpo = _managed_cpo(request, cpo_pk)
+    form = CpoSettingsForm(request.POST or None, initial={"time_zone": cpo.time_zone})
+    if request.method == "POST" and form.is_valid():
+        cpo_time_zone_set(cpo=cpo, time_zone=form.cleaned_data["time_zone"], by=request.user)
+        current = getattr(request, "current_cpo", None)
+        if current is not None and current.pk == cpo.pk:
+            cpo_current_set(request, cpo.pk)
+        messages.success(request, _("Settings of %(cpo)s saved.") % {"cpo": cpo.name})
+        return redirect("cpo:settings", cpo_pk=cpo.pk)
+    return render(
+        request,
+        "cpo/cpo_settings.html",
+        {"cpo": cpo, "form": form},
+        status=400 if form.is_bound and form.errors else 200,
+    )

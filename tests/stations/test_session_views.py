@@ -394,3 +394,21 @@ def test_station_page_shows_live_power_energy_duration_and_links_its_sessions(
     assert "4 min" in html
     assert f"{reverse('stations:sessions')}?station={station.pk}" in html
     assert reverse("stations:session", args=[tx.pk]) in html
+
+
+def test_a_cpo_admin_sets_the_time_zone_and_every_page_follows(client, alice, bob, station):
+    from cpo.models import AuditEvent
+
+    client.force_login(alice)
+    url = reverse("cpo:settings", args=[station.cpo_id])
+
+    response = client.post(url, {"time_zone": "America/New_York"})
+
+    assert response.status_code == 302
+    station.cpo.refresh_from_db()
+    assert station.cpo.time_zone == "America/New_York"
+    assert AuditEvent.objects.filter(action="cpo_settings_changed").count() == 1
+    assert "America/New_York" in client.get(reverse("stations:home")).content.decode()
+    assert client.post(url, {"time_zone": "Mars/Olympus"}).status_code == 400
+    client.force_login(bob)
+    assert client.post(url, {"time_zone": "UTC"}).status_code == 403
