@@ -687,6 +687,8 @@ def loadgen_argv(
         argv += ["--workers", str(args.workers)]
     if scenario in ("steady", "sessions"):
         argv += ["--ramp", str(args.ramp)]
+    if scenario == "sessions":
+        argv += ["--session-length", str(args.session_length)]
     if args.retry:
         argv += ["--retry", str(args.retry[0]), str(args.retry[1])]
     if args.open_timeout:
@@ -945,6 +947,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backlog", type=int, default=0, help="daphne's listen backlog (Twisted: 50)")
     p.add_argument("--no-lb", action="store_true", help="spread chargers over daphne ports")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument(
+        "--session-length", type=float, default=60.0, help="sessions: seconds each session lasts"
+    )
     p.add_argument("--smoke", action="store_true", help="100 chargers, 4 s, exit 1 on failure")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))

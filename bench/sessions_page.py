@@ -144,21 +144,41 @@ def time_pages(*, repeat: int) -> list[dict]:
         response = client.get(url, params)
         assert response.status_code == 200, (name, response.status_code)
         assert len(response.context["sessions"]) == 50, name
-        times = []
+        times, cpu = [], []
         for _ in range(repeat):
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             client.get(url, params)
             times.append((time.perf_counter() - began) * 1000)
+            cpu.append((time.process_time() - began_cpu) * 1000)
         results.append(
             {
                 "page": name,
                 "sessions_in_scope": total,
                 "median_ms": round(statistics.median(times), 1),
+                "min_ms": round(min(times), 1),
                 "max_ms": round(max(times), 1),
+                # This process's own CPU (the view and template, not PostgreSQL): what
+                # the page costs when other processes do not compete for the cores.
+                "median_cpu_ms": round(statistics.median(cpu), 1),
+                "sql_ms": _sql_ms(user, params, station),
                 "runs": repeat,
             }
         )
     return results
+
+
+def _sql_ms(user, params: dict, station) -> float:
+    """PostgreSQL's own execution time of the page's main query (EXPLAIN ANALYZE)."""
+    from stations.services.session_list import SessionFilters, sessions_after, sessions_for
+
+    filters = SessionFilters(
+        cpo_id=station.cpo_id,
+        station_id=params.get("station"),
+        state=params.get("state", ""),
+    )
+    query = sessions_after(sessions_for(user=user, filters=filters), params.get("after", ""))
+    plan = query[:51].explain(analyze=True)
+    return float(plan.rsplit("Execution Time: ", 1)[1].split(" ms")[0])
 
 
 def main(argv: list[str] | None = None) -> int:
