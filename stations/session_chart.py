@@ -63,6 +63,16 @@ def _fmt(value: float) -> str:
     return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.3f}"
 
 
+def power_from_energy(energy: Sequence[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+    """Mean power (W) over each step between register readings (Wh), at the step's end."""
+    power = []
+    for (t0, wh0), (t1, wh1) in zip(energy, energy[1:], strict=False):
+        seconds = (t1 - t0).total_seconds()
+        if seconds > 0 and wh1 >= wh0:
+            power.append((t1, (wh1 - wh0) * 3600 / seconds))
+    return power
+
+
 def session_chart_svg(samples: Sequence[TimelineSample], *, meter_start_wh: float | None) -> str:
     """The chart as SVG markup (safe to put in a page), or "" when there is nothing to draw."""
     energy = [(s.timestamp, s.energy_wh) for s in samples if s.energy_wh is not None]
@@ -76,6 +86,11 @@ def session_chart_svg(samples: Sequence[TimelineSample], *, meter_start_wh: floa
     base = meter_start_wh if meter_start_wh is not None else (energy[0][1] if energy else 0)
     kwh = [(t, max(0.0, (wh - base) / 1000)) for t, wh in energy]
     kw = [(t, w / 1000) for t, w in power]
+    power_title = "Power"
+    if not kw and len(energy) > 1:
+        # A charger that samples only its register: the mean power between readings.
+        kw = [(t, w / 1000) for t, w in power_from_energy(energy)]
+        power_title = "Power (from energy)"
     plot_width = WIDTH - LEFT - RIGHT
     height = TOP + 2 * PANEL_HEIGHT + GAP + BOTTOM
     span = (end - start).total_seconds()
@@ -86,7 +101,7 @@ def session_chart_svg(samples: Sequence[TimelineSample], *, meter_start_wh: floa
     parts: list[str] = []
     panels = (
         ("Energy delivered", "kWh", kwh, TOP, "chart-energy"),
-        ("Power", "kW", kw, TOP + PANEL_HEIGHT + GAP, "chart-power"),
+        (power_title, "kW", kw, TOP + PANEL_HEIGHT + GAP, "chart-power"),
     )
     summary = []
     for title, unit, series, top, css in panels:

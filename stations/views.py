@@ -73,6 +73,7 @@ from stations.services.station_settings import (
 from stations.services.transaction_timeline import (
     transaction_signed_values,
     transactions_energy_so_far,
+    transactions_power_from_energy,
 )
 
 STATIONS_PER_PAGE = 25
@@ -319,7 +320,8 @@ def _render_detail(
 
 def _active_transactions(station: Station) -> list[Transaction]:
     """The station's running transactions, each with `energy_so_far_wh` (None: unknown),
-    `latest_power_w` (the last total power sample), `duration` and `has_signed_values`."""
+    `latest_power_w` (the last total power sample; else the mean power between the last two
+    register readings), `duration` and `has_signed_values`."""
     transactions = list(
         station.transactions.filter(state=Transaction.State.ACTIVE)
         .with_signed_values()
@@ -328,10 +330,15 @@ def _active_transactions(station: Station) -> list[Transaction]:
         .order_by("-start_time", "-id")
     )
     energy = transactions_energy_so_far(transactions)
+    derived = transactions_power_from_energy(
+        [tx for tx in transactions if tx.latest_power_w is None]
+    )
     now = timezone.now()
     for tx in transactions:
         tx.energy_so_far_wh = energy.get(tx.pk)
         tx.duration = now - tx.start_time if tx.start_time else None
+        if tx.latest_power_w is None:
+            tx.latest_power_w = derived.get(tx.pk)
     return transactions
 
 

@@ -412,3 +412,33 @@ def test_a_cpo_admin_sets_the_time_zone_and_every_page_follows(client, alice, bo
     assert client.post(url, {"time_zone": "Mars/Olympus"}).status_code == 400
     client.force_login(bob)
     assert client.post(url, {"time_zone": "UTC"}).status_code == 403
+
+
+def test_a_charger_that_samples_only_energy_still_shows_power(client, alice, station):
+    tx = _session(
+        station,
+        state=Transaction.State.ACTIVE,
+        start_time=timezone.now() - timedelta(minutes=10),
+        meter_start=0,
+    )
+    for minute, wh in ((2, 1000), (8, 2100)):  # 1.1 kWh in 6 min: 11 kW
+        MeterValue.objects.create(
+            station=station,
+            transaction=tx,
+            connector_id=1,
+            timestamp=tx.start_time + timedelta(minutes=minute),
+            value=str(wh),
+            numeric_value=wh,
+            normalized_value=wh,
+            normalized_unit="Wh",
+            unit="Wh",
+            location="Outlet",
+        )
+    client.force_login(alice)
+
+    station_page = client.get(reverse("stations:detail", args=[station.pk])).content.decode()
+    session_page = client.get(reverse("stations:session", args=[tx.pk])).content.decode()
+
+    assert "11.0 kW" in station_page
+    assert "Power (from energy) (kW)" in session_page
+    assert session_page.count("<polyline") == 2
