@@ -279,3 +279,34 @@ def test_a_boot_the_backend_asked_for_is_no_reboot(station, how):
 
     tx.refresh_from_db()
     assert tx.state == Transaction.State.ACTIVE
+
+
+def test_a_2x_session_is_closed_when_its_evse_connector_becomes_available(cpo_a):
+    station = make_station("CP-S201", cpo=cpo_a, ocpp_version="2.0.1")
+    connector = Connector.objects.create(station=station, evse_id=1, connector_id=1)
+    tx = Transaction.objects.create(
+        station=station, connector=connector, charger_transaction_id="tx-201", start_time=T0
+    )
+    other = Transaction.objects.create(
+        station=station,
+        connector=Connector.objects.create(station=station, evse_id=2, connector_id=1),
+        charger_transaction_id="tx-202",
+        start_time=T0,
+    )
+
+    connector_statuses_set(
+        [
+            StatusReport(
+                station_id=station.pk,
+                evse_id=1,
+                connector_id=1,
+                status="Available",
+                timestamp=T0 + timedelta(minutes=5),
+            )
+        ]
+    )
+
+    tx.refresh_from_db()
+    other.refresh_from_db()
+    assert tx.never_stopped and tx.state == Transaction.State.ENDED
+    assert other.state == Transaction.State.ACTIVE
