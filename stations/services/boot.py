@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -74,9 +74,6 @@ def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
         status = settings.OCPP_POOL_BOOT_STATUS
     else:
         raise Station.DoesNotExist(f"No station {station_id}")
-    running = Transaction.objects.filter(station_id=station_id, state=Transaction.State.ACTIVE)
-    if running.exists() and not _boot_was_triggered(station_id, info, now):
-        sessions_close_on_boot(station_id=station_id, at=now)
     if status == RegistrationStatus.ACCEPTED:
         interval = settings.OCPP_HEARTBEAT_INTERVAL
     else:
@@ -84,13 +81,23 @@ def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
     return BootDecision(status=status, interval=interval)
 
 
-def _boot_was_triggered(station_id: int, info: BootInfo, now) -> bool:
-    """Whether the backend asked for this BootNotification (2.x says so; 1.6 cannot)."""
-    if info.reason == "Triggered":
-        return True
-    return Command.objects.filter(
+def station_rebooted(*, station_id: int, reason: str, at: datetime) -> int:
+    """After a BootNotification received at `at`: the station's sessions that were running
+    before it never got their stop; close them (`sessions_close_never_stopped`). Not when
+    the backend asked for the boot (2.x reason Triggered, or a TriggerMessage sent within
+    TRIGGERED_BOOT_WINDOW): that charger did not restart. Run after the boot is answered
+    (one indexed read when nothing runs); returns how many sessions it closed."""
+    running = Transaction.objects.filter(
+        station_id=station_id, state=Transaction.State.ACTIVE, created_at__lt=at
+    )
+    if not running.exists() or reason == "Triggered":
+        return 0
+    triggered = Command.objects.filter(
         station_id=station_id,
         action="TriggerMessage",
         payload__requestedMessage="BootNotification",
-        created_at__gte=now - TRIGGERED_BOOT_WINDOW,
-    ).exists()
+        created_at__gte=at - TRIGGERED_BOOT_WINDOW,
+    )
+    if triggered.exists():
+        return 0
+    return sessions_close_on_boot(station_id=station_id, at=at)

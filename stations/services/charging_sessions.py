@@ -208,10 +208,13 @@ def session_close_never_stopped(
 
 
 def sessions_close_on_boot(*, station_id: int, at: datetime) -> int:
-    """The station booted again: its sessions still active never got their stop.
-    Returns how many were closed."""
+    """The station booted again at `at`: its sessions still active from before never got
+    their stop. Returns how many were closed."""
     closed = 0
-    for tx in Transaction.objects.filter(station_id=station_id, state=Transaction.State.ACTIVE):
+    running = Transaction.objects.filter(
+        station_id=station_id, state=Transaction.State.ACTIVE, created_at__lt=at
+    )
+    for tx in running:
         closed += session_close_never_stopped(tx, at=at, received_at=at, why=CLOSED_ON_BOOT)
     return closed
 

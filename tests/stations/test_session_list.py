@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from stations.models import Command, Connector, MeterValue, Transaction, TransactionEvent
-from stations.services.boot import BootInfo, station_boot
+from stations.services.boot import BootInfo, station_boot, station_rebooted
 from stations.services.charging import StatusReport, connector_statuses_set
 from stations.services.session_list import (
     CSV_COLUMNS,
@@ -251,15 +251,29 @@ def test_a_stop_arriving_after_the_close_replaces_it(station):
     assert session_state_of(tx) == SessionState.FINISHED
 
 
-def test_a_reboot_closes_the_stations_running_sessions(station):
+def test_a_reboot_closes_the_stations_running_sessions(station, django_assert_num_queries):
     tx = _started(station)
+    booted_at = timezone.now()
+    # The answer to the boot costs one statement, as before sessions were closed.
+    with django_assert_num_queries(1):
+        station_boot(station_id=station.pk, info=BootInfo(vendor="V", model="M"))
 
-    station_boot(station_id=station.pk, info=BootInfo(vendor="V", model="M"))
+    closed = station_rebooted(station_id=station.pk, reason="", at=booted_at)
 
     tx.refresh_from_db()
+    assert closed == 1
     assert tx.state == Transaction.State.ENDED
     assert tx.never_stopped
-    assert tx.stop_time is not None and tx.stop_time <= timezone.now()
+    assert tx.stop_time == booted_at
+
+
+def test_a_session_started_after_the_reboot_goes_on(station):
+    booted_at = timezone.now()
+    tx = _started(station, at=booted_at)
+
+    assert station_rebooted(station_id=station.pk, reason="", at=booted_at) == 0
+    tx.refresh_from_db()
+    assert tx.state == Transaction.State.ACTIVE
 
 
 @pytest.mark.parametrize("how", ["2.x reason", "1.6 trigger"])
@@ -277,6 +291,7 @@ def test_a_boot_the_backend_asked_for_is_no_reboot(station, how):
 
     station_boot(station_id=station.pk, info=BootInfo(vendor="V", model="M", reason=reason))
 
+    assert station_rebooted(station_id=station.pk, reason=reason, at=timezone.now()) == 0
     tx.refresh_from_db()
     assert tx.state == Transaction.State.ACTIVE
 
