@@ -70,13 +70,18 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             meter_serial_number=kwargs.get("meter_serial_number", ""),
         )
         booted_at = timezone.now()
+        # A connection on probation was asked to boot (a take-over check), not rebooted.
+        probation = self.session.probation
         decision = await boot_decision(self, info)
         self.session.registration_status = decision.status
         # A reboot ends the sessions that were running: after the answer, off its path.
-        self.spawn(
-            db_call(station_rebooted, station_id=self.session.station_id, reason="", at=booted_at),
-            "closing the sessions a reboot ended",
-        )
+        if not probation and decision.status != "Rejected":
+            self.spawn(
+                db_call(
+                    station_rebooted, station_id=self.session.station_id, reason="", at=booted_at
+                ),
+                "closing the sessions a reboot ended",
+            )
         return call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
         )
