@@ -15,6 +15,9 @@ Scenarios (see bench/README.md):
   fanout  boot, then wait for the server's CALLs: TriggerMessage is answered Accepted and
           the triggered message is sent
   smoke   a short steady run: boot, then Heartbeats every second
+  sessions boot, then charging sessions back to back: Authorize, StartTransaction (2.x:
+          TransactionEvent Started), MeterValues every --meter-interval s for
+          --session-length s, StopTransaction (2.x: TransactionEvent Ended)
 
 Only loopback addresses are accepted; every loop is bounded by --duration. The summary is
 one JSON object on stdout (the last line); progress goes to stderr.
@@ -391,6 +394,8 @@ async def run_charger(charger: Charger, scenario: str, opts: dict, peak: PeakClo
             await steady_traffic(charger, opts, end)
         elif scenario == "peak":
             await peak_traffic(charger, opts, end, peak)
+        elif scenario == "sessions":
+            await session_traffic(charger, opts, end)
         if charger.closed.is_set():
             stats.disconnects += 1
             stats.fail("disconnected by the server")
@@ -424,6 +429,103 @@ async def steady_traffic(charger: Charger, opts: dict, end: float) -> None:
             else:
                 next_heartbeat += heartbeat_every
                 await charger.call("Heartbeat")
+        except CallFailed:
+            if charger.closed.is_set():
+                return
+
+
+def _tx_event(event: str, seq_no: int, tx_id: str, tag: str, energy_wh: float, **extra) -> dict:
+    payload = {
+        "eventType": event,
+        "timestamp": utc_now(),
+        "triggerReason": {"Started": "Authorized", "Updated": "MeterValuePeriodic"}.get(
+            event, "StopAuthorized"
+        ),
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": tx_id, **extra},
+        "meterValue": [
+            {
+                "timestamp": utc_now(),
+                "sampledValue": [
+                    {
+                        "value": round(energy_wh, 1),
+                        "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "Wh"},
+                    }
+                ],
+            }
+        ],
+    }
+    if event == "Started":
+        payload["idToken"] = {"idToken": tag, "type": "ISO14443"}
+        payload["evse"] = {"id": 1, "connectorId": 1}
+    return payload
+
+
+async def session_traffic(charger: Charger, opts: dict, end: float) -> None:
+    """Sessions back to back until `end`, each of --session-length s (a random phase
+    first, so the fleet does not start them all in one second)."""
+    length, meter_every = opts["session_length"], opts["meter_interval"]
+    tag = f"B{charger.cbid[-18:]}"
+    await asyncio.sleep(random.uniform(0, min(length, max(0.0, end - time.time()))))
+    n = 0
+    while not charger.closed.is_set() and time.time() + 1 < end:
+        n += 1
+        stop_at = min(end - 0.5, time.time() + length)
+        try:
+            if charger.version == "1.6":
+                await charger.call("Authorize", {"idTag": tag})
+                answer = await charger.call(
+                    "StartTransaction",
+                    {
+                        "connectorId": 1,
+                        "idTag": tag,
+                        "meterStart": int(charger.energy_wh),
+                        "timestamp": utc_now(),
+                    },
+                )
+                tx_id = answer.get("transactionId", 0)
+            else:
+                await charger.call("Authorize", {"idToken": {"idToken": tag, "type": "ISO14443"}})
+                tx_id, seq_no = f"{charger.cbid[-20:]}-{n}", 0
+                await charger.call(
+                    "TransactionEvent", _tx_event("Started", seq_no, tx_id, tag, charger.energy_wh)
+                )
+            while time.time() + meter_every < stop_at and not charger.closed.is_set():
+                await asyncio.sleep(meter_every)
+                charger.energy_wh += 11000 * meter_every / 3600
+                if charger.version == "1.6":
+                    payload = meter_payload("1.6", charger.energy_wh)
+                    payload["transactionId"] = tx_id
+                    await charger.call("MeterValues", payload)
+                else:
+                    seq_no += 1
+                    await charger.call(
+                        "TransactionEvent",
+                        _tx_event("Updated", seq_no, tx_id, tag, charger.energy_wh),
+                    )
+            if charger.version == "1.6":
+                await charger.call(
+                    "StopTransaction",
+                    {
+                        "transactionId": tx_id,
+                        "meterStop": int(charger.energy_wh),
+                        "timestamp": utc_now(),
+                        "reason": "EVDisconnected",
+                    },
+                )
+            else:
+                await charger.call(
+                    "TransactionEvent",
+                    _tx_event(
+                        "Ended",
+                        seq_no + 1,
+                        tx_id,
+                        tag,
+                        charger.energy_wh,
+                        stoppedReason="EVDisconnected",
+                    ),
+                )
         except CallFailed:
             if charger.closed.is_set():
                 return
@@ -693,6 +795,7 @@ def run(args: argparse.Namespace) -> dict:
         "call_timeout": args.call_timeout,
         "heartbeat_interval": args.heartbeat_interval,
         "meter_interval": args.meter_interval,
+        "session_length": args.session_length,
         "charging_share": args.charging_share,
         "mix": args.mix.split(","),
         "total_chargers": args.chargers,
@@ -829,8 +932,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/ocpp (comma-separate several)")
     p.add_argument(
-        "--scenario", choices=["boot", "steady", "peak", "fanout", "smoke"], default="boot"
+        "--scenario",
+        choices=["boot", "steady", "peak", "fanout", "smoke", "sessions"],
+        default="boot",
     )
+    p.add_argument("--session-length", type=float, default=60.0, help="sessions: s each")
     p.add_argument("--chargers", type=int, default=100)
     p.add_argument("--duration", type=float, default=10.0, help="seconds, from the storm's start")
     p.add_argument("--prefix", default=f"bench-{os.getpid()}-", help="CBID prefix")

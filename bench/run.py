@@ -47,7 +47,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # File descriptors HAProxy may use per process here (the sandbox's hard limit is 20,000);
 # each proxied connection costs two.
 HAPROXY_FD_BUDGET = int(os.environ.get("BENCH_HAPROXY_FD_BUDGET", "19000"))
-SCENARIOS = ["boot", "steady", "peak", "fanout"]
+SCENARIOS = ["boot", "steady", "peak", "fanout", "sessions"]
 # py-spy frames of the project's own code, e.g. "station_boot (stations/services/boot.py)".
 PROJECT_FRAME = re.compile(r"\((?:stations|ocpp_gateway|cpo|virta)/")
 # Concurrent "web requests" that ask for the fan-out's commands.
@@ -694,8 +694,10 @@ def loadgen_argv(
     ]
     if args.workers:
         argv += ["--workers", str(args.workers)]
-    if scenario == "steady":
+    if scenario in ("steady", "sessions"):
         argv += ["--ramp", str(args.ramp)]
+    if scenario == "sessions":
+        argv += ["--session-length", str(args.session_length)]
     if args.retry:
         argv += ["--retry", str(args.retry[0]), str(args.retry[1])]
     if args.open_timeout:
@@ -961,6 +963,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--metrics-cost",
         action="store_true",
         help="run the CSMS with and without its Prometheus metrics instead of the baseline",
+    )
+    p.add_argument(
+        "--session-length", type=float, default=60.0, help="sessions: seconds each session lasts"
     )
     p.add_argument("--smoke", action="store_true", help="100 chargers, 4 s, exit 1 on failure")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))

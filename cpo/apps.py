@@ -12,9 +12,10 @@ class CpoConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
         from django.db.models.signals import post_save
 
-        from cpo import audit
+        from cpo import audit, current
 
         user_logged_in.connect(audit.on_user_logged_in, dispatch_uid="cpo.audit.login")
+        user_logged_in.connect(current.on_user_logged_in, dispatch_uid="cpo.current.login")
         user_logged_out.connect(audit.on_user_logged_out, dispatch_uid="cpo.audit.logout")
         user_login_failed.connect(audit.on_user_login_failed, dispatch_uid="cpo.audit.failed")
         post_save.connect(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import available_timezones
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -52,3 +54,16 @@ class AuditFilterForm(forms.Form):
         if since and until and since > until:
             self.add_error("until", _("The end date is before the start date."))
         return cleaned
+
+
+class CpoSettingsForm(forms.Form):
+    """What a CPO's admins set for the whole CPO: the time zone of the panel's times."""
+
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        help_text=_("Every time in the panel is shown in it, for everyone in this CPO."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(z, z) for z in sorted(available_timezones())]

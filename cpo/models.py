@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from zoneinfo import available_timezones
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -25,10 +27,28 @@ class CpoQuerySet(models.QuerySet):
         return self.filter(pk__in=memberships.values("cpo_id"))
 
 
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError(
+            _("%(value)s is not a known time zone (e.g. Europe/Helsinki)."), params={"value": value}
+        )
+
+
 class Cpo(models.Model):
     """A charge point operator: the organisation that owns stations."""
 
     name = models.CharField(max_length=100)
+    # The panel shows this CPO's times in its zone (cpo.current.CurrentCpoMiddleware).
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text=_("IANA name, e.g. Europe/Helsinki; every time in the panel is shown in it"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CpoQuerySet.as_manager()
@@ -103,6 +123,7 @@ class AuditEvent(models.Model):
         MEMBER_ROLE_CHANGED = "member_role_changed", _("Member's role changed")
         MEMBER_REMOVED = "member_removed", _("Member removed")
         LOGIN_UNLOCKED = "login_unlocked", _("Logins unlocked")
+        CPO_SETTINGS_CHANGED = "cpo_settings_changed", _("CPO settings changed")
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from cpo.audit import Action, audit_record
-from cpo.models import Cpo, Membership
+from cpo.models import Cpo, Membership, validate_time_zone
 
 
 class CpoError(Exception):
@@ -97,3 +97,21 @@ def _user_create(*, username: str, password: str | None) -> AbstractBaseUser:
     user.set_password(password)
     user.save()
     return user
+
+
+def cpo_time_zone_set(*, cpo: Cpo, time_zone: str, by: AbstractBaseUser) -> Cpo:
+    """Set the time zone the panel shows the CPO's times in (an IANA name), audited.
+    The caller checked that `by` administers the CPO. ValidationError for a bad name."""
+    validate_time_zone(time_zone)
+    with transaction.atomic():
+        previous = cpo.time_zone
+        Cpo.objects.filter(pk=cpo.pk).update(time_zone=time_zone)
+        cpo.time_zone = time_zone
+        audit_record(
+            action=Action.CPO_SETTINGS_CHANGED,
+            user=by,
+            cpo=cpo,
+            target=cpo.name,
+            details={"time_zone": [previous, time_zone]},
+        )
+    return cpo

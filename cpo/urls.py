@@ -5,6 +5,7 @@ from cpo import views
 app_name = "cpo"
 
 urlpatterns = [
+    path("cpo/switch/", views.cpo_switch, name="switch"),
     path("team/", views.team_index, name="team_index"),
     path("team/<int:cpo_pk>/", views.team, name="team"),
     path("team/<int:cpo_pk>/invite/", views.member_invite_view, name="invite"),
@@ -24,6 +25,7 @@ urlpatterns = [
         name="member_resend",
     ),
     path("team/<int:cpo_pk>/audit/", views.audit_log, name="audit_log"),
+    path("team/<int:cpo_pk>/settings/", views.cpo_settings, name="settings"),
     # The invitation link: a one-time token, not a CPO's object.
     path(
         "accounts/invitation/<uidb64>/<token>/",

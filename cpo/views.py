@@ -22,19 +22,21 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, PasswordResetConfirmView
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.formats import number_format
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cpo.audit import audit_log_for
-from cpo.forms import AuditFilterForm, InviteForm, RoleForm
+from cpo.current import cpo_current_set
+from cpo.forms import AuditFilterForm, CpoSettingsForm, InviteForm, RoleForm
 from cpo.models import AuditEvent, Cpo, Membership
-from cpo.services import CpoError
+from cpo.services import CpoError, cpo_time_zone_set
 from cpo.team import (
     cpos_managed_by,
     invitation_accept_record,
@@ -361,3 +363,42 @@ class InvitationAcceptView(PasswordResetConfirmView):
         invitation_accept_record(user=form.user)
         messages.success(self.request, _("Welcome! Your password is set and you are logged in."))
         return response
+
+
+@login_required
+@require_POST
+def cpo_switch(request: HttpRequest) -> HttpResponse:
+    """The header's CPO switcher: work in another of the user's CPOs (superusers: or all)."""
+    raw = request.POST.get("cpo", "")
+    cpo_pk = int(raw) if raw.isdigit() else None
+    if cpo_pk is not None and not Cpo.objects.for_user(request.user).filter(pk=cpo_pk).exists():
+        # Another CPO's id is no different from an id that names nothing.
+        raise Http404("No such CPO.")
+    cpo_current_set(request, cpo_pk)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("stations:home")
+    return redirect(target)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cpo_settings(request: HttpRequest, cpo_pk: int) -> HttpResponse:
+    """CPO settings (the time zone): for the CPO's admins; 404 outside it, 403 for others."""
+    cpo = _managed_cpo(request, cpo_pk)
+    form = CpoSettingsForm(request.POST or None, initial={"time_zone": cpo.time_zone})
+    if request.method == "POST" and form.is_valid():
+        cpo_time_zone_set(cpo=cpo, time_zone=form.cleaned_data["time_zone"], by=request.user)
+        current = getattr(request, "current_cpo", None)
+        if current is not None and current.pk == cpo.pk:
+            cpo_current_set(request, cpo.pk)
+        messages.success(request, _("Settings of %(cpo)s saved.") % {"cpo": cpo.name})
+        return redirect("cpo:settings", cpo_pk=cpo.pk)
+    return render(
+        request,
+        "cpo/cpo_settings.html",
+        {"cpo": cpo, "form": form},
+        status=400 if form.is_bound and form.errors else 200,
+    )

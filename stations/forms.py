@@ -557,3 +557,31 @@ def command_kinds_for(station: Station) -> list[str]:
     if station.registration_status != RegistrationStatus.ACCEPTED:
         kinds = [k for k in kinds if k in KINDS_ALLOWED_WHEN_PENDING]
     return kinds
+
+
+class SessionFilterForm(forms.Form):
+    """The Sessions page's filters (GET). Stations are the user's, in the current CPO."""
+
+    since = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    station = forms.ModelChoiceField(
+        queryset=Station.objects.none(), required=False, empty_label="All stations"
+    )
+    tag = forms.CharField(label="ID tag", required=False, max_length=36)
+    state = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, stations, states, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["station"].queryset = stations.only("pk", "cbid", "name").order_by("cbid")
+        self.fields["state"].choices = [("", "Any state"), *states]
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", "The end date is before the start date.")
+        return data

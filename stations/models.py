@@ -6,11 +6,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from cpo.models import Cpo, Membership
-from ocpp_spec.meter import ENERGY_REGISTER
+from ocpp_spec.meter import ENERGY_REGISTER, POWER_IMPORT
 
 
 class Protocol(models.TextChoices):
@@ -262,6 +262,21 @@ class TransactionQuerySet(models.QuerySet):
         )
         return self.annotate(has_signed_values=models.Exists(signed))
 
+    def with_latest_power(self) -> TransactionQuerySet:
+        """Annotate `latest_power_w`: the session's last total active import power sample
+        (W), None when it sent none (one probe of metervalue_tx_time_idx each)."""
+        power = (
+            MeterValue.objects.filter(
+                transaction=models.OuterRef("pk"),
+                measurand=POWER_IMPORT,
+                normalized_unit="W",
+                phase="",
+            )
+            .order_by("-timestamp", "-id")
+            .values("normalized_value")[:1]
+        )
+        return self.annotate(latest_power_w=models.Subquery(power))
+
 
 class Transaction(models.Model):
     """A charging session, from either OCPP version.
@@ -331,6 +346,10 @@ class Transaction(models.Model):
     superseded_by = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Closed by the backend because its stop never arrived: the connector reported
+    # Available, or the station booted again, while it was still active. stop_time is
+    # that moment; a stop arriving later replaces it.
+    never_stopped = models.BooleanField(default=False)
     # A time the charger gave for this session lies far in the future of its receipt, or
     # before the charger first connected: the charger's clock was wrong.
     suspicious_timestamp = models.BooleanField(default=False)
@@ -353,6 +372,19 @@ class Transaction(models.Model):
             # The session a connector's status falls in (the last one started before it):
             # one index probe, however many sessions the connector has had.
             models.Index(fields=["connector", "start_time"], name="transaction_conn_start_idx"),
+            # The Sessions page: newest first by keyset (sort time, id), whole CPO or one
+            # station; see stations.services.session_list.
+            models.Index(
+                Coalesce("start_time", "created_at").desc(),
+                models.F("id").desc(),
+                name="transaction_sort_idx",
+            ),
+            models.Index(
+                "station",
+                Coalesce("start_time", "created_at").desc(),
+                models.F("id").desc(),
+                name="transaction_station_sort_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -385,6 +417,7 @@ class TransactionEvent(models.Model):
         ENDED = "Ended", "Ended"
         STATUS = "Status", "Connector status"
         SUPERSEDED = "Superseded", "Superseded by a newer session"
+        NEVER_STOPPED = "NoStop", "Closed: its stop never arrived"
 
     class ChargingState(models.TextChoices):
         CHARGING = "Charging", "Charging"

@@ -1,11 +1,14 @@
 from django.urls import path
 
-from stations import views
+from stations import views, views_sessions
 
 app_name = "stations"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views_sessions.home, name="home"),
+    path("sessions/", views_sessions.session_list, name="sessions"),
+    path("sessions/export.csv", views_sessions.session_export, name="sessions_export"),
+    path("sessions/<int:transaction_pk>/", views_sessions.session_detail, name="session"),
     path("stations/", views.station_list, name="list"),
     path("stations/add/", views.station_add, name="add"),
     path("stations/connect/", views.connect_charger, name="connect"),

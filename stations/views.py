@@ -63,6 +63,7 @@ from stations.services.commands import (
     command_request,
     station_command_history,
 )
+from stations.services.home import StationState, stations_in_state
 from stations.services.passwords import station_password_issue
 from stations.services.station_log import message_payload_text, station_log
 from stations.services.station_settings import (
@@ -73,6 +74,7 @@ from stations.services.station_settings import (
 from stations.services.transaction_timeline import (
     transaction_signed_values,
     transactions_energy_so_far,
+    transactions_power_from_energy,
 )
 
 STATIONS_PER_PAGE = 25
@@ -105,6 +107,11 @@ def station_list(request: HttpRequest) -> HttpResponse:
     recent = request.GET.get("recent") == "1"
     if recent:
         stations = stations.connected_since(RECENT_DAYS)
+    state = request.GET.get("state", "")
+    if state in StationState.values:
+        stations = stations_in_state(stations, state)
+    else:
+        state = ""
     pool = request.GET.get("pool", "") if user.is_superuser else ""
     if pool == "only":
         stations = stations.in_pool()
@@ -115,7 +122,7 @@ def station_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(stations, STATIONS_PER_PAGE).get_page(request.GET.get("page"))
     extra_columns = station_list_extra_columns(page.object_list)
     # The filters, kept in the pagination links.
-    filters = {"q": query, "recent": "1" if recent else "", "pool": pool}
+    filters = {"q": query, "recent": "1" if recent else "", "pool": pool, "state": state}
     return render(
         request,
         "stations/station_list.html",
@@ -125,7 +132,9 @@ def station_list(request: HttpRequest) -> HttpResponse:
             "query": query,
             "recent": recent,
             "pool": pool,
-            "filtered": bool(query or recent or pool),
+            "state": state,
+            "states": StationState.choices,
+            "filtered": bool(query or recent or pool or state),
             "page_query": urlencode({k: v for k, v in filters.items() if v}),
             "can_add": user.is_superuser or addable_cpos(user).exists(),
             "extra_columns": extra_columns,
@@ -313,17 +322,26 @@ def _render_detail(
 
 
 def _active_transactions(station: Station) -> list[Transaction]:
-    """The station's running transactions, each with `energy_so_far_wh` (None: unknown)
-    and `has_signed_values`."""
+    """The station's running transactions, each with `energy_so_far_wh` (None: unknown),
+    `latest_power_w` (the last total power sample; else the mean power between the last two
+    register readings), `duration` and `has_signed_values`."""
     transactions = list(
         station.transactions.filter(state=Transaction.State.ACTIVE)
         .with_signed_values()
+        .with_latest_power()
         .select_related("connector")
         .order_by("-start_time", "-id")
     )
     energy = transactions_energy_so_far(transactions)
+    derived = transactions_power_from_energy(
+        [tx for tx in transactions if tx.latest_power_w is None]
+    )
+    now = timezone.now()
     for tx in transactions:
         tx.energy_so_far_wh = energy.get(tx.pk)
+        tx.duration = now - tx.start_time if tx.start_time else None
+        if tx.latest_power_w is None:
+            tx.latest_power_w = derived.get(tx.pk)
     return transactions
 
 
@@ -556,8 +574,3 @@ def connection_attempts(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     return render(request, "stations/connection_attempts.html", {"page": page})
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("stations:list")

@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Audit lines written while serving a request say where it came from.
     "cpo.audit.AuditRequestMiddleware",
+    # The CPO the user works in (header, default scope) and its time zone for every page.
+    "cpo.current.CurrentCpoMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -77,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "cpo.context_processors.team_menu",
                 "stations.context_processors.station_menu",
+                "cpo.context_processors.current_cpo",
             ],
         },
     },
@@ -183,7 +186,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "stations:list"
+LOGIN_REDIRECT_URL = "stations:home"
 # A refused CSRF check gets a panel page that says what to do (virta/errors.py).
 CSRF_FAILURE_VIEW = "virta.errors.csrf_failure"
 LOGOUT_REDIRECT_URL = "login"

@@ -22,7 +22,7 @@ from ocpp_gateway.takeover import boot_decision
 from ocpp_gateway.vendors import DataTransferRequest, data_transfer_dispatch
 from ocpp_spec.errors import CallErrorReply
 from ocpp_spec.times import utc_iso, utc_now_iso
-from stations.services.boot import BootInfo
+from stations.services.boot import BootInfo, station_rebooted
 from stations.services.charging import StatusReport
 from stations.services.id_tags import IdTagInfo, id_tag_authorize
 from stations.services.meter_values import BIGINT_MAX, MeterReading, MeterSample
@@ -69,8 +69,19 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             meter_type=kwargs.get("meter_type", ""),
             meter_serial_number=kwargs.get("meter_serial_number", ""),
         )
+        booted_at = timezone.now()
+        # A connection on probation was asked to boot (a take-over check), not rebooted.
+        probation = self.session.probation
         decision = await boot_decision(self, info)
         self.session.registration_status = decision.status
+        # A reboot ends the sessions that were running: after the answer, off its path.
+        if not probation and decision.status != "Rejected":
+            self.spawn(
+                db_call(
+                    station_rebooted, station_id=self.session.station_id, reason="", at=booted_at
+                ),
+                "closing the sessions a reboot ended",
+            )
         return call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
         )

@@ -19,7 +19,7 @@ from ocpp_gateway.protocol import OcppProtocol, to_camel_case
 from ocpp_gateway.takeover import boot_decision
 from ocpp_spec.errors import CallErrorReply
 from ocpp_spec.times import utc_iso, utc_now_iso
-from stations.services.boot import BootInfo
+from stations.services.boot import BootInfo, station_rebooted
 from stations.services.charging import StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
 from stations.services.id_tags import IdTagInfo
@@ -93,8 +93,22 @@ class ChargePoint(OcppProtocol, LibraryChargePoint):
             imsi=modem.get("imsi", ""),
             reason=reason,
         )
+        booted_at = timezone.now()
+        # A connection on probation was asked to boot (a take-over check), not rebooted.
+        probation = self.session.probation
         decision = await boot_decision(self, info)
         self.session.registration_status = decision.status
+        # A reboot ends the sessions that were running: after the answer, off its path.
+        if not probation and decision.status != "Rejected":
+            self.spawn(
+                db_call(
+                    station_rebooted,
+                    station_id=self.session.station_id,
+                    reason=reason,
+                    at=booted_at,
+                ),
+                "closing the sessions a reboot ended",
+            )
         return self._call_result.BootNotification(
             current_time=utc_now_iso(), interval=decision.interval, status=decision.status
         )

@@ -22,8 +22,12 @@ module per concern:
 - `meter_values`: one rule for what a sample means (defaults, units, the energy register).
 - `transactions`: OCPP 1.6 StartTransaction / StopTransaction.
 - `transaction_events`: OCPP 2.x TransactionEvent, merged whatever the arrival order.
-- `charging_sessions`: what every session goes through: settling, superseding, flags, history.
+- `charging_sessions`: what every session goes through: settling, superseding, closing one
+  whose stop never came, flags, history.
 - `transaction_timeline`: selectors: a session's timeline, energy so far, signed values.
+- `session_list`: selectors: the Sessions page (filters, states, keyset pages) and its CSV.
+- `home`: selectors: the home page's counts by station state, session totals, and the
+  "needs attention" checks (`@attention_check` registers more).
 - `device_model`: what a charger reports of its configuration (1.6 keys, 2.x variables).
 - `station_log`: the OCPP message log of a station, as the log page reads it.
 """

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from stations.models import RegistrationStatus, Station
+from stations.models import Command, RegistrationStatus, Station, Transaction
+from stations.services.charging_sessions import sessions_close_on_boot
+
+# A BootNotification this soon after the backend asked for one (TriggerMessage) is that
+# answer, not a reboot: the charger's sessions go on.
+TRIGGERED_BOOT_WINDOW = timedelta(minutes=10)
 
 # Longest value kept for what the charger reports about itself (model field length).
 REPORTED_FIELD_MAX = 255
@@ -73,3 +79,25 @@ def station_boot(*, station_id: int, info: BootInfo) -> BootDecision:
     else:
         interval = settings.OCPP_POOL_RETRY_INTERVAL
     return BootDecision(status=status, interval=interval)
+
+
+def station_rebooted(*, station_id: int, reason: str, at: datetime) -> int:
+    """After a BootNotification received at `at`: the station's sessions that were running
+    before it never got their stop; close them (`sessions_close_never_stopped`). Not when
+    the backend asked for the boot (2.x reason Triggered, or a TriggerMessage sent within
+    TRIGGERED_BOOT_WINDOW): that charger did not restart. Run after the boot is answered
+    (one indexed read when nothing runs); returns how many sessions it closed."""
+    running = Transaction.objects.filter(
+        station_id=station_id, state=Transaction.State.ACTIVE, created_at__lt=at
+    )
+    if not running.exists() or reason == "Triggered":
+        return 0
+    triggered = Command.objects.filter(
+        station_id=station_id,
+        action="TriggerMessage",
+        payload__requestedMessage="BootNotification",
+        created_at__gte=at - TRIGGERED_BOOT_WINDOW,
+    )
+    if triggered.exists():
+        return 0
+    return sessions_close_on_boot(station_id=station_id, at=at)

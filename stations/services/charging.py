@@ -20,7 +20,11 @@ from django.utils import timezone
 
 from stations.bulk import bulk_update, write_batch
 from stations.models import Connector, Station, Transaction, TransactionEvent
-from stations.services.charging_sessions import charging_state_of_status
+from stations.services.charging_sessions import (
+    CLOSED_ON_AVAILABLE,
+    charging_state_of_status,
+    session_close_never_stopped,
+)
 from stations.services.meter_values import MeterReading, meter_readings_store
 
 logger = logging.getLogger(__name__)
@@ -84,7 +88,34 @@ def connector_statuses_set(reports: Sequence[StatusReport]) -> list[None]:
         _stations_status_update(stations, now)
     if connectors:
         _connectors_status_update(connectors, now, _status_history(reports, now))
+        _sessions_close_on_available(connectors, now)
     return [None] * len(reports)
+
+
+def _sessions_close_on_available(
+    reports: list[tuple[StatusReport, datetime]], now: datetime
+) -> None:
+    """A connector (1.6) or EVSE connector (2.x) reported Available after a session there
+    began: that session's stop never arrived; close it (`session_close_never_stopped`).
+    One indexed read when any report says Available, nothing otherwise."""
+    available = {
+        (r.station_id, r.evse_id, r.connector_id): when
+        for r, when in reports
+        if r.status == "Available"
+    }
+    if not available:
+        return
+    running = Transaction.objects.filter(
+        station_id__in={key[0] for key in available},
+        state=Transaction.State.ACTIVE,
+        connector__isnull=False,
+    ).select_related("connector")
+    for tx in running:
+        key = (tx.station_id, tx.connector.evse_id, tx.connector.connector_id)
+        when = available.get(key)
+        if when is None or tx.start_time is None or when <= tx.start_time:
+            continue
+        session_close_never_stopped(tx, at=when, received_at=now, why=CLOSED_ON_AVAILABLE)
 
 
 def _stations_status_update(reports: list[tuple[StatusReport, datetime]], now: datetime) -> None:

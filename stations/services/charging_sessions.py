@@ -159,6 +159,66 @@ def session_close_superseded(tx: Transaction, *, by: Transaction, received_at: d
     event_add(tx, kind=TransactionEvent.Kind.SUPERSEDED, timestamp=by.start_time, at=received_at)
 
 
+# What made the backend close a session whose stop never came (the event's trigger).
+CLOSED_ON_AVAILABLE = "ConnectorAvailable"
+CLOSED_ON_BOOT = "StationBooted"
+
+
+def session_close_never_stopped(
+    tx: Transaction, *, at: datetime, received_at: datetime, why: str
+) -> bool:
+    """End `tx`, still active although its connector is free again or its station
+    rebooted: stop time `at` (never before its start), energy from its last reading,
+    flagged `never_stopped` (and `incomplete`). A stop arriving later replaces all that.
+
+    Saves with a conditional UPDATE (only while the row is still active), so a stop that
+    commits meanwhile wins without a lock taken here; returns whether it closed it.
+    """
+    if tx.start_time is not None and at < tx.start_time:
+        at = tx.start_time
+    tx.state = Transaction.State.ENDED
+    tx.stop_time = at
+    tx.never_stopped = True
+    session_settle(tx)
+    session_flags_update(tx)
+    fields = (
+        "state",
+        "stop_time",
+        "never_stopped",
+        "meter_start",
+        "meter_stop",
+        "energy_wh",
+        "meter_reset",
+        "orphan_stop",
+        "incomplete",
+    )
+    closed = Transaction.objects.filter(pk=tx.pk, state=Transaction.State.ACTIVE).update(
+        **{f: getattr(tx, f) for f in fields}, updated_at=received_at
+    )
+    if closed:
+        logger.warning("Station %s: session %s never stopped; closed (%s)", tx.station_id, tx, why)
+        event_add(
+            tx,
+            kind=TransactionEvent.Kind.NEVER_STOPPED,
+            timestamp=at,
+            at=received_at,
+            trigger_reason=why,
+        )
+    return bool(closed)
+
+
+def sessions_close_on_boot(*, station_id: int, at: datetime) -> int:
+    """The station booted again at `at`: its sessions still active from before never got
+    their stop. Returns how many were closed."""
+    closed = 0
+    running = Transaction.objects.filter(
+        station_id=station_id, state=Transaction.State.ACTIVE, created_at__lt=at
+    )
+    for tx in running:
+        closed += session_close_never_stopped(tx, at=at, received_at=at, why=CLOSED_ON_BOOT)
+    return closed
+
+
 def event_add(tx: Transaction, *, kind: str, timestamp: datetime, at: datetime, **fields) -> None:
     """Record one event of the session that has no seqNo (1.6, the backend's own)."""
     TransactionEvent.objects.create(

@@ -132,3 +132,32 @@ def _messages(rows: list[LogRow]) -> list[OcppMessage]:
         OcppMessage(**row._replace(payload=row.payload and json.loads(row.payload))._asdict())
         for row in rows
     ]
+
+
+# What a session's log shows: its start, stop, samples and status, and what asked for them.
+SESSION_ACTIONS = (
+    "Authorize",
+    "StartTransaction",
+    "StopTransaction",
+    "TransactionEvent",
+    "MeterValues",
+    "StatusNotification",
+    "RemoteStartTransaction",
+    "RemoteStopTransaction",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+)
+SESSION_LOG_MARGIN = timedelta(minutes=1)
+
+
+def session_log(*, station: Station, start: datetime, end: datetime | None) -> QuerySet:
+    """The station's session-related frames from a minute before `start` to a minute after
+    `end` (now while it runs), oldest first. Slice the result."""
+    messages = OcppMessage.objects.filter(
+        station=station,
+        created_at__gte=start - SESSION_LOG_MARGIN,
+        action__in=SESSION_ACTIONS,
+    )
+    if end is not None:
+        messages = messages.filter(created_at__lte=end + SESSION_LOG_MARGIN)
+    return messages.order_by("created_at", "id")

@@ -322,6 +322,7 @@ def _merge(
         )
         # The charger's own end replaces what the backend assumed when superseding.
         tx.superseded, tx.superseded_by = False, None
+        tx.never_stopped = False
     elif token and event.event_type == UPDATED:
         if not tx.id_tag:
             # Plug in first, authorize later: the token comes with an Updated.

@@ -208,6 +208,26 @@ def transactions_energy_so_far(transactions: list[Transaction]) -> dict[int, int
     return result
 
 
+def transactions_power_from_energy(transactions: list[Transaction]) -> dict[int, float | None]:
+    """For sessions whose charger sends no power samples: the mean power (W) between the
+    last two readings of the energy register. One probe of metervalue_tx_time_idx each
+    (a station page has one or two running sessions)."""
+    result: dict[int, float | None] = {}
+    for tx in transactions:
+        last = list(
+            MeterValue.objects.filter(register_q(), transaction_id=tx.pk, location="Outlet")
+            .order_by("-timestamp", "-id")
+            .values_list("timestamp", "normalized_value")[:2]
+        )
+        result[tx.pk] = None
+        if len(last) == 2:
+            (t1, wh1), (t0, wh0) = last
+            seconds = (t1 - t0).total_seconds()
+            if seconds > 0 and wh1 >= wh0:
+                result[tx.pk] = (wh1 - wh0) * 3600 / seconds
+    return result
+
+
 def transaction_signed_values(*, transaction_id: int) -> list[MeterValue]:
     """The session's signed samples, verbatim, in time order."""
     return list(

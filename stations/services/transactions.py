@@ -199,6 +199,7 @@ def transaction_stop(
             tx.stop_id_tag = id_tag
             # The charger's own stop replaces what the backend assumed when superseding.
             tx.superseded, tx.superseded_by = False, None
+            tx.never_stopped = False
             _session_stop_apply(
                 tx,
                 samples,

@@ -33,7 +33,10 @@ UNSCOPED = {
     "logout": "the user's own session",
     "password_change": "the user's own password",
     "password_change_done": "a static confirmation",
-    "stations:home": "a redirect to the Station List",
+    "stations:home": "counts and lists over Station.objects.for_user, in the current CPO",
+    "stations:sessions": "sessions_for: sessions of Station.objects.for_user's stations",
+    "stations:sessions_export": "sessions_for, as CSV",
+    "cpo:switch": "the user's own session; a CPO not theirs is a 404",
     "stations:list": "Station.objects.for_user: the user's own stations",
     "stations:add": "claims into the user's own CPOs (addable_cpos)",
     "stations:connect": "the backend URL, the same for everyone",
@@ -50,7 +53,7 @@ MISSING_ID = 987654321
 MISSING_PUBLIC_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
 A_SECRETS = (A_CBID, A_NAME, "CPO A")
 # A viewer's POST to these is his own business, not a write to CPO data.
-PERSONAL = {"login", "logout", "password_change"}
+PERSONAL = {"login", "logout", "password_change", "cpo:switch"}
 
 
 @pytest.fixture
@@ -95,7 +98,9 @@ def carol_client(carol) -> Client:
 
 
 def _leaks(response) -> list[str]:
-    body = response.content.decode(errors="replace")
+    # A streamed answer (the sessions CSV) is read to its end.
+    raw = b"".join(response) if response.streaming else response.content
+    body = raw.decode(errors="replace")
     return [secret for secret in A_SECRETS if secret in body]
 
 

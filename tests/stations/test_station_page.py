@@ -99,7 +99,7 @@ def test_the_current_transaction_shows_the_energy_so_far(client, alice, station)
     html = page(client, alice, station)
 
     assert "CARD-7" in html
-    assert "2250 Wh" in html
+    assert "2.25 kWh" in html
     assert "OLD-TAG" not in html
 
 

@@ -129,7 +129,7 @@ def test_a_viewer_reads_but_every_write_is_forbidden(
 # --- auth pages -----------------------------------------------------------------------
 
 
-def test_login_page_logs_in_and_lands_on_the_station_list(client, alice):
+def test_login_page_logs_in_and_lands_on_home(client, alice):
     page = client.get(reverse("login"))
     assert page.status_code == 200
     assert 'name="username"' in page.content.decode()
@@ -137,7 +137,7 @@ def test_login_page_logs_in_and_lands_on_the_station_list(client, alice):
     response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("stations:list")
+    assert response["Location"] == reverse("stations:home")
 
 
 def test_logout_is_a_post_from_the_navigation(client, alice):

@@ -60,7 +60,7 @@ def log_in(page: Page, base_url: str) -> None:
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Station List")).to_be_visible()
+    expect(page.get_by_role("heading", name="Needs attention")).to_be_visible()
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
