@@ -29,6 +29,12 @@ class Cpo(models.Model):
     """A charge point operator: the organisation that owns stations."""
 
     name = models.CharField(max_length=100)
+    # Authorization answers ConcurrentTx for a tag already in a running session.
+    one_session_per_tag = models.BooleanField(
+        _("one session at a time per ID tag"),
+        default=True,
+        help_text=_("A tag already charging somewhere is refused (ConcurrentTx) elsewhere."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CpoQuerySet.as_manager()
