@@ -109,6 +109,8 @@ class AuditEvent(models.Model):
         MEMBER_ROLE_CHANGED = "member_role_changed", _("Member's role changed")
         MEMBER_REMOVED = "member_removed", _("Member removed")
         LOGIN_UNLOCKED = "login_unlocked", _("Logins unlocked")
+        ID_TAGS_CHANGED = "id_tags_changed", _("ID tags changed")
+        CPO_SETTINGS_CHANGED = "cpo_settings_changed", _("CPO settings changed")
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(

@@ -31,7 +31,9 @@ def _html_pages(client: Client, values: dict) -> dict[str, str]:
 
 
 @pytest.fixture
-def post_forms(client, alice, root, station_a, command_a, transaction_a, invitee) -> list[Form]:
+def post_forms(
+    client, alice, root, station_a, command_a, transaction_a, tag_a, invitee
+) -> list[Form]:
     """The POST forms of every page as seen by anonymous, alice and a superuser."""
     # A second CPO of alice's: "Change CPO" is offered only when there is somewhere to go.
     make_member(alice, make_cpo("CPO C"), Membership.Role.ADMIN)
@@ -42,6 +44,7 @@ def post_forms(client, alice, root, station_a, command_a, transaction_a, invitee
         "public_id": station_a.public_id,
         "cpo_pk": station_a.cpo_id,
         "membership_pk": invitee.memberships.get().pk,
+        "tag_pk": tag_a.pk,
         # A live invitation: anonymous sees its set-password form.
         **invitation_values(invitee),
     }
