@@ -10,7 +10,8 @@ export writes exactly these columns, so an export imports again):
     id_tag, type, status, expiry, group, label
 
 - `id_tag`: required, printable ASCII, at most 36 characters (1.6 chargers take 20);
-  a tag already in the CPO (whatever its case) is updated, any other is added.
+  a tag already in the CPO (whatever its case) is updated (keeping its spelling), any
+  other is added. Columns left out of the header keep their values on updated tags.
 - `type`: a 2.x idToken type (ISO14443, ISO15693, eMAID, Central, KeyCode, Local,
   MacAddress, NoAuthorization) or empty for any type.
 - `status`: Accepted (the default when empty) or Blocked.
@@ -329,12 +330,14 @@ def id_tags_import(*, cpo: Cpo, user, text: str) -> ImportPreview:
                 new.append(IdTag(cpo=cpo, **row.values))
             else:
                 for name, value in row.values.items():
-                    setattr(tag, name, value)
+                    # The stored spelling stays: the file's differs only in case.
+                    if name != "tag":
+                        setattr(tag, name, value)
                 changed.append(tag)
         IdTag.objects.bulk_create(new, batch_size=1000)
         IdTag.objects.bulk_update(
             changed,
-            ["tag", "token_type", "status", "expiry_date", "parent_id_tag", "label"],
+            ["token_type", "status", "expiry_date", "parent_id_tag", "label"],
             batch_size=1000,
         )
         audit_record(
