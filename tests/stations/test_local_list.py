@@ -198,3 +198,32 @@ def test_sync_all_sends_only_to_connected_stations_out_of_sync(cpo_a, alice, mon
     command = Command.objects.get()
     assert command.station_id == online.pk
     assert command.action == "SendLocalList"
+
+
+def test_the_station_page_says_why_the_backend_refused_a_session(client, alice, cpo_a):
+    from stations.models import Transaction
+    from stations.services.transactions import transaction_start, transaction_stop
+
+    station = make_station("CP-DEAUTH", cpo=cpo_a, ocpp_version="1.6")
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    tx, info = transaction_start(
+        station_id=station.pk, connector_id=1, id_tag="NOBODY", meter_start=0, timestamp=at
+    )
+    assert info.status == "Invalid"
+    transaction_stop(
+        station_id=station.pk,
+        transaction_id=tx.pk,
+        meter_stop=0,
+        timestamp=at,
+        reason="DeAuthorized",
+    )
+    assert Transaction.objects.get().stop_reason == "DeAuthorized"
+    client.force_login(alice)
+
+    page = client.get(f"/stations/{station.pk}/").content.decode()
+    live = client.get(f"/stations/{station.pk}/live/").content.decode()
+
+    for body in (page, live):
+        assert "Sessions the backend refused" in body
+        assert "not one of this CPO&#x27;s tags (Invalid)" in body
+        assert "stopped: DeAuthorized" in body
