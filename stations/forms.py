@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import ClassVar
 
 from django import forms
+from django.utils import timezone
 
 from cpo.models import Cpo
 from ocpp_spec.commands import (
@@ -607,7 +608,7 @@ class IdTagForm(forms.Form):
     expiry_date = forms.DateTimeField(
         label="Expires",
         required=False,
-        help_text="Empty: never. UTC.",
+        help_text="Empty: never.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
     parent_id_tag = forms.CharField(
@@ -617,6 +618,12 @@ class IdTagForm(forms.Form):
         help_text="Tags of one group may stop each other's sessions; blocking the group's "
         "own tag blocks them all.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A time without an offset is read in the time zone the panel is showing.
+        zone = timezone.get_current_timezone_name()
+        self.fields["expiry_date"].help_text = f"Empty: never. Time zone: {zone}."
 
     def values(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.fields}

@@ -272,6 +272,8 @@ def id_tags_import_preview(*, cpo: Cpo, text: str) -> ImportPreview:
     """Check every row of a CSV (the module docstring) against the CPO's tags; saves nothing."""
     if len(text.encode()) > IMPORT_MAX_BYTES:
         return ImportPreview(rows=[], file_errors=["The file is too large."])
+    # Blank lines before the header mean nothing (a form field may add one).
+    text = text.lstrip("\r\n")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         return ImportPreview(rows=[], file_errors=["The file is empty: it needs a header row."])

@@ -126,9 +126,11 @@ def _needs_full(station: Station) -> bool:
     )
 
 
-def local_list_state(*, station: Station) -> LocalListState:
-    """The station's local list as the backend knows it (one query: the CPO's tags)."""
-    wanted = local_list_entries(cpo_id=station.cpo_id, v16=_is_v16(station))
+def local_list_state(*, station: Station, wanted: dict[str, Entry] | None = None) -> LocalListState:
+    """The station's local list as the backend knows it (one query: the CPO's tags, unless
+    `wanted` gives them, as `local_list_entries` for the station's version)."""
+    if wanted is None:
+        wanted = local_list_entries(cpo_id=station.cpo_id, v16=_is_v16(station))
     needs_full = _needs_full(station)
     changes = len(_diff(station.local_list or {}, wanted))
     in_sync = not needs_full and changes == 0
@@ -143,11 +145,14 @@ def local_list_state(*, station: Station) -> LocalListState:
     )
 
 
-def local_list_params(*, station: Station, full: bool = False) -> dict:
+def local_list_params(
+    *, station: Station, full: bool = False, wanted: dict[str, Entry] | None = None
+) -> dict:
     """The send_local_list params that bring the charger in sync: the changes since the
     list it accepted (a differential update), or everything (`full`, or when the
     charger's copy is unknown or was refused)."""
-    wanted = local_list_entries(cpo_id=station.cpo_id, v16=_is_v16(station))
+    if wanted is None:
+        wanted = local_list_entries(cpo_id=station.cpo_id, v16=_is_v16(station))
     version = (station.local_list_version or 0) + 1
     if full or _needs_full(station):
         version = max(version, (station.local_list_reported_version or 0) + 1)
@@ -160,29 +165,34 @@ def local_list_params(*, station: Station, full: bool = False) -> dict:
     }
 
 
-def local_list_send(*, station: Station, user, full: bool = False) -> Command:
+def local_list_send(
+    *, station: Station, user, full: bool = False, wanted: dict[str, Entry] | None = None
+) -> Command:
     """Send the station's charger its local list (changes, or the full list)."""
     return command_request(
         station=station,
         kind="send_local_list",
-        params=local_list_params(station=station, full=full),
+        params=local_list_params(station=station, full=full, wanted=wanted),
         user=user,
     )
 
 
 def local_list_sync_all(*, cpo, user) -> SyncResult:
-    """Send every connected OCPP station of the CPO what it lacks (a bulk sync)."""
+    """Send every connected OCPP station of the CPO what it lacks (a bulk sync). The
+    CPO's tags are read once per OCPP version family, not once per station."""
     sent = in_sync = offline = 0
+    wanted = {v16: local_list_entries(cpo_id=cpo.pk, v16=v16) for v16 in (True, False)}
     stations = Station.objects.filter(cpo=cpo, protocol=Protocol.OCPP).exclude(ocpp_version="")
     for station in stations.order_by("pk"):
-        if local_list_state(station=station).in_sync:
+        entries = wanted[_is_v16(station)]
+        if local_list_state(station=station, wanted=entries).in_sync:
             in_sync += 1
             continue
         if not station.connected:
             offline += 1
             continue
         try:
-            local_list_send(station=station, user=user)
+            local_list_send(station=station, user=user, wanted=entries)
         except ValueError as exc:
             logger.warning("Local list for %s not sent: %s", station.cbid, exc)
             continue
