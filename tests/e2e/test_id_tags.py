@@ -35,8 +35,9 @@ def simulate(server: DaphneServer, cbid: str, *args: str) -> subprocess.Complete
             server.ws_base_url,
             "--meter-interval",
             "0.3",
+            # Long enough for a boot, a session and its meter values on a loaded machine.
             "--duration",
-            "3",
+            "6",
             *args,
         ],
         cwd=PROJECT_DIR,
