@@ -24,8 +24,8 @@ from stations.models import (
     RegistrationStatus,
     Station,
 )
-from stations.services.station_settings import visibility_missing
 from stations.services.local_list import local_list_params
+from stations.services.station_settings import visibility_missing
 
 CBID_LABEL = "CBID (Chargebox Identity)"
 # The identity field's label per protocol; static/js/station_form.js switches it.
