@@ -15,8 +15,8 @@ def refusing_statuses_to_blocked(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cpo', '0005_cpo_one_session_per_tag'),
-        ('stations', '0005_station_public_id'),
+        ('cpo', '0006_cpo_one_session_per_tag'),
+        ('stations', '0006_password_used_refusal_reasons'),
     ]
 
     operations = [

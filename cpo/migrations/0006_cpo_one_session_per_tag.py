@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cpo", "0004_team_invitations_and_unlock"),
+        ("cpo", "0005_claim_refused_action"),
     ]
 
     operations = [
@@ -32,6 +32,7 @@ class Migration(migrations.Migration):
                     ("member_set", "Member added or role changed"),
                     ("user_created", "User created"),
                     ("station_claimed", "Station claimed"),
+                    ("station_claim_refused", "Station claim refused"),
                     ("station_assigned", "Station CPO changed"),
                     ("station_settings_changed", "Station settings changed"),
                     ("command_requested", "Command requested"),
