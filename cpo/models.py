@@ -49,6 +49,12 @@ class Cpo(models.Model):
         validators=[validate_time_zone],
         help_text=_("IANA name, e.g. Europe/Helsinki; every time in the panel is shown in it"),
     )
+    # Authorization answers ConcurrentTx for a tag already in a running session.
+    one_session_per_tag = models.BooleanField(
+        _("one session at a time per ID tag"),
+        default=True,
+        help_text=_("A tag already charging somewhere is refused (ConcurrentTx) elsewhere."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CpoQuerySet.as_manager()
@@ -123,6 +129,7 @@ class AuditEvent(models.Model):
         MEMBER_ROLE_CHANGED = "member_role_changed", _("Member's role changed")
         MEMBER_REMOVED = "member_removed", _("Member removed")
         LOGIN_UNLOCKED = "login_unlocked", _("Logins unlocked")
+        ID_TAGS_CHANGED = "id_tags_changed", _("ID tags changed")
         CPO_SETTINGS_CHANGED = "cpo_settings_changed", _("CPO settings changed")
 
     time = models.DateTimeField(default=timezone.now, db_index=True)

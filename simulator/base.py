@@ -176,6 +176,9 @@ class StationState:
     meter_wh: int = 1000
     configuration: dict[str, str] = field(default_factory=dict)
     unavailable: set[int] = field(default_factory=set)
+    # The local authorization list (SendLocalList): its version, tag (lower case) → status.
+    local_list_version: int = 0
+    local_list: dict[str, str] = field(default_factory=dict)
 
 
 class SimulatorBase:
@@ -353,6 +356,33 @@ class SimulatorBase:
         if self.options.transaction and self.transaction is None:
             self.begin_transaction(connector_id=1, id_tag=self.options.id_tag)
         await asyncio.Event().wait()
+
+    # ---- local authorization list -----------------------------------------------------
+
+    def local_list_apply(
+        self, *, version: int, update_type: str, entries: list[tuple[str, str | None]]
+    ) -> str:
+        """Store a SendLocalList like firmware: a full list replaces the list; a
+        differential one must carry a newer version (else VersionMismatch) and adds,
+        changes (a status) or removes (None) entries. Answers the status to send."""
+        if update_type == "Differential" and version <= self.state.local_list_version:
+            self.say(
+                f"  local list v{version} (differential) refused: I hold "
+                f"v{self.state.local_list_version}"
+            )
+            return "VersionMismatch"
+        if update_type == "Full":
+            self.state.local_list = {}
+        for tag, status in entries:
+            if status is None:
+                self.state.local_list.pop(tag.lower(), None)
+            else:
+                self.state.local_list[tag.lower()] = status
+        self.state.local_list_version = version
+        self.say(
+            f"  local list v{version} ({update_type.lower()}): {len(self.state.local_list)} tags"
+        )
+        return "Accepted"
 
     # ---- transactions -------------------------------------------------------------------
 

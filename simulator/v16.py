@@ -340,6 +340,23 @@ class Simulator16(SimulatorBase, ChargePoint16):
         tx.stop_requested.set()
         return result16.RemoteStopTransaction(status="Accepted")
 
+    @on(Action16.send_local_list)
+    def on_send_local_list(
+        self, list_version: int, update_type: str, **kwargs
+    ) -> result16.SendLocalList:
+        entries = [
+            (item["id_tag"], (item.get("id_tag_info") or {}).get("status"))
+            for item in kwargs.get("local_authorization_list") or []
+        ]
+        status = self.local_list_apply(
+            version=list_version, update_type=update_type, entries=entries
+        )
+        return result16.SendLocalList(status=status)
+
+    @on(Action16.get_local_list_version)
+    def on_get_local_list_version(self, **kwargs) -> result16.GetLocalListVersion:
+        return result16.GetLocalListVersion(list_version=self.state.local_list_version)
+
     @on(Action16.clear_cache)
     def on_clear_cache(self, **kwargs) -> result16.ClearCache:
         return result16.ClearCache(status="Accepted")

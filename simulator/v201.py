@@ -81,6 +81,8 @@ class Simulator201(SimulatorBase, ChargePoint201):
     """An OCPP 2.0.1 charging station: EVSEs 1..N with one connector each."""
 
     version = "2.0.1"
+    # The result classes of the version spoken (Simulator21 swaps them).
+    _call_result = result201
 
     def connector_ids(self) -> list[int]:
         # The EVSE ids; each EVSE has connector 1.
@@ -448,6 +450,21 @@ class Simulator201(SimulatorBase, ChargePoint201):
     async def _send_statuses(self, evse_ids: list[int]) -> None:
         for evse_id in evse_ids:
             await self.send_status(evse_id)
+
+    @on(Action201.send_local_list)
+    def on_send_local_list(self, version_number: int, update_type: str, **kwargs):
+        entries = [
+            (item["id_token"]["id_token"], (item.get("id_token_info") or {}).get("status"))
+            for item in kwargs.get("local_authorization_list") or []
+        ]
+        status = self.local_list_apply(
+            version=version_number, update_type=update_type, entries=entries
+        )
+        return self._call_result.SendLocalList(status=status)
+
+    @on(Action201.get_local_list_version)
+    def on_get_local_list_version(self, **kwargs):
+        return self._call_result.GetLocalListVersion(version_number=self.state.local_list_version)
 
     @on(Action201.unlock_connector)
     def on_unlock_connector(

@@ -14,8 +14,16 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from cpo.models import Cpo
-from stations.models import ConnectionAttempt, Connector, Station, StationAssignment
+from stations.models import (
+    ConnectionAttempt,
+    Connector,
+    IdTag,
+    Station,
+    StationAssignment,
+    Transaction,
+)
 from stations.services.claiming import station_assign
+from stations.services.id_tag_registry import id_tag_values_check
 
 # What the charger and the gateway set: never edited by hand.
 OCPP_FIELDS = (
@@ -269,4 +277,74 @@ class ConnectionAttemptAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class IdTagAdminForm(forms.ModelForm):
+    """The panel's rules for a tag's values (`id_tag_values_check`), in Django admin too."""
+
+    class Meta:
+        model = IdTag
+        fields = [
+            "cpo",
+            "tag",
+            "label",
+            "status",
+            "token_type",
+            "expiry_date",
+            "parent_id_tag",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        cpo = cleaned.get("cpo")
+        if cpo is not None and cleaned.get("tag"):
+            values = {name: cleaned.get(name, "") for name in self.Meta.fields if name != "cpo"}
+            existing = self.instance if self.instance.pk else None
+            errors = id_tag_values_check(cpo=cpo, values=values, existing=existing)
+            for name, messages_ in errors.items():
+                for message in messages_:
+                    self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
+@admin.register(IdTag)
+class IdTagAdmin(admin.ModelAdmin):
+    form = IdTagAdminForm
+    list_display = ("tag", "label", "cpo", "status", "token_type", "expiry_date", "last_used_at")
+    list_filter = ("status", "token_type", "cpo")
+    search_fields = ("tag", "label", "parent_id_tag")
+    readonly_fields = ("created_at", "last_used_at")
+    list_select_related = ("cpo",)
+
+
+@admin.register(Transaction)
+class TransactionAdmin(admin.ModelAdmin):
+    """Sessions as the chargers reported them: read-only (they are evidence for billing)."""
+
+    list_display = (
+        "__str__",
+        "station",
+        "connector",
+        "id_tag",
+        "id_tag_status",
+        "state",
+        "start_time",
+        "stop_time",
+        "energy_wh",
+        "stop_reason",
+    )
+    list_filter = ("state", "id_tag_status", "incomplete", "superseded", "station__cpo")
+    search_fields = ("id_tag", "charger_transaction_id", "station__cbid")
+    list_select_related = ("station", "connector")
+    date_hierarchy = "start_time"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -8,4 +8,4 @@ class StationsConfig(AppConfig):
     def ready(self) -> None:
         # Register the command outcome handlers (stations.services.command_outcomes)
         # before the first result arrives.
-        from stations.services import device_model, passwords  # noqa: F401
+        from stations.services import device_model, local_list, passwords  # noqa: F401

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import ClassVar
 
 from django import forms
+from django.utils import timezone
 
 from cpo.models import Cpo
 from ocpp_spec.commands import (
@@ -17,11 +18,13 @@ from ocpp_spec.commands import (
 )
 from stations.models import (
     Connector,
+    IdTag,
     OcppVersion,
     Protocol,
     RegistrationStatus,
     Station,
 )
+from stations.services.local_list import local_list_params
 from stations.services.station_settings import visibility_missing
 
 CBID_LABEL = "CBID (Chargebox Identity)"
@@ -514,6 +517,29 @@ class ClearCacheForm(CommandForm):
     description = "Empty the charger's authorization cache."
 
 
+class SendLocalListForm(CommandForm):
+    kind = "send_local_list"
+    button = "Send list"
+    description = (
+        "The CPO's ID tags, kept on the charger so it authorizes offline: the changes since "
+        "the list it holds, or the full list."
+    )
+
+    update = forms.ChoiceField(
+        label="What to send",
+        choices=[("changes", "Only the changes"), ("full", "The full list")],
+    )
+
+    def params(self) -> dict:
+        return local_list_params(station=self.station, full=self.cleaned_data["update"] == "full")
+
+
+class GetLocalListVersionForm(CommandForm):
+    kind = "get_local_list_version"
+    button = "Read version"
+    description = "Ask which version of the local authorization list the charger holds."
+
+
 class GetBaseReportForm(CommandForm):
     kind = "get_base_report"
     button = "Get report"
@@ -544,6 +570,8 @@ COMMAND_FORMS: dict[str, type[CommandForm]] = {
         RemoteStartForm,
         RemoteStopForm,
         ClearCacheForm,
+        SendLocalListForm,
+        GetLocalListVersionForm,
         GetBaseReportForm,
     )
 }
@@ -585,3 +613,64 @@ class SessionFilterForm(forms.Form):
         if since and until and until < since:
             self.add_error("until", "The end date is before the start date.")
         return data
+
+
+class IdTagForm(forms.Form):
+    """An ID tag's values; `stations.services.id_tag_registry` checks the rules and saves."""
+
+    tag = forms.CharField(
+        label="ID tag",
+        max_length=36,
+        help_text="The card's or token's id, as the charger sends it (case does not matter).",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+    label = forms.CharField(
+        label="Label", max_length=100, required=False, help_text="Van 12, Alice's card"
+    )
+    status = forms.ChoiceField(label="Status", choices=IdTag.Status.choices)
+    token_type = forms.ChoiceField(
+        label="Token type (OCPP 2.x)",
+        choices=[("", "Any type"), *IdTag.TokenType.choices],
+        required=False,
+    )
+    expiry_date = forms.DateTimeField(
+        label="Expires",
+        required=False,
+        help_text="Empty: never.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    parent_id_tag = forms.CharField(
+        label="Group (parent) ID",
+        max_length=20,
+        required=False,
+        help_text="Tags of one group may stop each other's sessions; blocking the group's "
+        "own tag blocks them all.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A time without an offset is read in the time zone the panel is showing.
+        zone = timezone.get_current_timezone_name()
+        self.fields["expiry_date"].help_text = f"Empty: never. Time zone: {zone}."
+
+    def values(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.fields}
+
+    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
+        for name, messages in errors.items():
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)
+
+
+class IdTagImportForm(forms.Form):
+    """Step one of an import: the file to preview."""
+
+    file = forms.FileField(label="CSV file")
+
+
+class CpoTagSettingsForm(forms.Form):
+    one_session_per_tag = forms.BooleanField(
+        label="One session at a time per ID tag",
+        required=False,
+        help_text="A tag already in a running session is refused elsewhere (ConcurrentTx).",
+    )

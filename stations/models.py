@@ -143,6 +143,15 @@ class Station(models.Model):
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
 
+    # The local authorization list as the backend believes the charger holds it (the
+    # entries of the last list it accepted; stations.services.local_list), its version,
+    # the outcome of the last SendLocalList and the version the charger last reported.
+    local_list = models.JSONField(default=dict, blank=True)
+    local_list_version = models.IntegerField("local list version", null=True, blank=True)
+    local_list_status = models.CharField("local list status", max_length=20, blank=True)
+    local_list_reported_version = models.IntegerField(null=True, blank=True)
+    local_list_updated_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField("date added", auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -225,33 +234,101 @@ class Connector(models.Model):
         return f"{self.evse_id}/{self.connector_id}"
 
 
+class AuthorizationStatus(models.TextChoices):
+    """The backend's verdict on a token (1.6 AuthorizationStatus, 2.x its subset we give)."""
+
+    ACCEPTED = "Accepted", "Accepted"
+    BLOCKED = "Blocked", "Blocked"
+    EXPIRED = "Expired", "Expired"
+    INVALID = "Invalid", "Invalid"
+    CONCURRENT_TX = "ConcurrentTx", "Already in a running session"
+
+
+class IdTagQuerySet(models.QuerySet):
+    def for_user(self, user) -> IdTagQuerySet:
+        """Tags the user may see: those of the CPOs they belong to (superusers: all)."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(
+            cpo__in=Membership.objects.filter(user=user).values("cpo_id"),
+        )
+
+    def by_tag(self, tag: str) -> IdTagQuerySet:
+        """The tag with this value, whatever its case (uses the Lower(tag) constraint's index)."""
+        return self.alias(tag_lower=Lower("tag")).filter(tag_lower=tag.lower())
+
+
 class IdTag(models.Model):
-    """An authorisation token (RFID card, app id) a CPO accepts."""
+    """An authorisation token (RFID card, app id) a CPO accepts.
+
+    The value is unique within the CPO whatever its case (OCPP id tags are CiStrings).
+    `status` is what staff set; "Expired" is derived from `expiry_date`, never stored.
+    """
 
     class Status(models.TextChoices):
         ACCEPTED = "Accepted", "Accepted"
         BLOCKED = "Blocked", "Blocked"
-        EXPIRED = "Expired", "Expired"
-        INVALID = "Invalid", "Invalid"
 
-    cpo = models.ForeignKey(Cpo, on_delete=models.CASCADE, related_name="id_tags")
+    class TokenType(models.TextChoices):
+        """2.x IdTokenEnumType; blank: any type matches (and 1.6 has none)."""
+
+        ISO14443 = "ISO14443", "ISO 14443 (RFID)"
+        ISO15693 = "ISO15693", "ISO 15693 (RFID)"
+        EMAID = "eMAID", "eMAID (contract id)"
+        CENTRAL = "Central", "Central"
+        KEY_CODE = "KeyCode", "Key code"
+        LOCAL = "Local", "Local"
+        MAC_ADDRESS = "MacAddress", "MAC address"
+        NO_AUTHORIZATION = "NoAuthorization", "No authorization"
+
+    cpo = models.ForeignKey(
+        Cpo, on_delete=models.CASCADE, related_name="id_tags", verbose_name="CPO"
+    )
     # 1.6 idTag is at most 20 characters, 2.0.1 idToken at most 36.
-    tag = models.CharField(max_length=36)
-    token_type = models.CharField(max_length=20, blank=True, help_text="2.0.1 IdTokenType")
+    tag = models.CharField("ID tag", max_length=36)
+    token_type = models.CharField(
+        "token type",
+        max_length=20,
+        choices=TokenType.choices,
+        blank=True,
+        help_text="OCPP 2.x idToken type; blank: any type",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
-    expiry_date = models.DateTimeField(null=True, blank=True)
-    parent_id_tag = models.CharField(max_length=20, blank=True)
+    expiry_date = models.DateTimeField("expires", null=True, blank=True)
+    # The group the tag belongs to (1.6 parentIdTag, 2.x groupIdToken).
+    parent_id_tag = models.CharField("group (parent) ID", max_length=20, blank=True)
+    label = models.CharField(max_length=100, blank=True, help_text="Van 12, Alice's card")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Written at most about once a minute per tag (stations.services.id_tags).
+    last_used_at = models.DateTimeField("last used", null=True, blank=True)
+
+    objects = IdTagQuerySet.as_manager()
 
     class Meta:
         ordering = ["tag"]
         verbose_name = "ID tag"
         constraints = [
-            models.UniqueConstraint(fields=["cpo", "tag"], name="idtag_cpo_tag_unique"),
+            models.UniqueConstraint("cpo", Lower("tag"), name="idtag_cpo_tag_ci_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["cpo", "tag"], name="idtag_cpo_tag_idx"),
         ]
 
     def __str__(self) -> str:
         return self.tag
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expiry_date is not None and self.expiry_date <= timezone.now()
+
+    @property
+    def effective_status(self) -> str:
+        """Accepted, Blocked or Expired (an Accepted tag past its expiry)."""
+        if self.status == self.Status.ACCEPTED and self.is_expired:
+            return AuthorizationStatus.EXPIRED
+        return self.status
 
 
 class TransactionQuerySet(models.QuerySet):
@@ -384,6 +461,12 @@ class Transaction(models.Model):
                 Coalesce("start_time", "created_at").desc(),
                 models.F("id").desc(),
                 name="transaction_station_sort_idx",
+            ),
+            # The running sessions of a tag (ConcurrentTx): few rows, whatever the history.
+            models.Index(
+                Lower("id_tag"),
+                condition=Q(state="active"),
+                name="transaction_active_tag_idx",
             ),
         ]
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from stations import views, views_sessions
+from stations import tag_views, views, views_sessions
 
 app_name = "stations"
 
@@ -24,5 +24,19 @@ urlpatterns = [
         "stations/<int:pk>/transactions/<int:transaction_pk>/signed/",
         views.transaction_signed,
         name="transaction_signed",
+    ),
+    path("tags/", tag_views.id_tags_index, name="id_tags_index"),
+    path("tags/<int:cpo_pk>/", tag_views.id_tags, name="id_tags"),
+    path("tags/<int:cpo_pk>/add/", tag_views.id_tag_add, name="id_tag_add"),
+    path("tags/<int:cpo_pk>/import/", tag_views.id_tags_import_view, name="id_tags_import"),
+    path("tags/<int:cpo_pk>/export/", tag_views.id_tags_export, name="id_tags_export"),
+    path("tags/<int:cpo_pk>/settings/", tag_views.id_tags_settings, name="id_tags_settings"),
+    path("tags/<int:cpo_pk>/sync/", tag_views.id_tags_sync, name="id_tags_sync"),
+    path("tags/<int:cpo_pk>/<int:tag_pk>/", tag_views.id_tag_edit, name="id_tag_edit"),
+    path("tags/<int:cpo_pk>/<int:tag_pk>/status/", tag_views.id_tag_status, name="id_tag_status"),
+    path(
+        "tags/<int:cpo_pk>/<int:tag_pk>/delete/",
+        tag_views.id_tag_delete_view,
+        name="id_tag_delete",
     ),
 ]

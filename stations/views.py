@@ -64,6 +64,8 @@ from stations.services.commands import (
     station_command_history,
 )
 from stations.services.home import StationState, stations_in_state
+from stations.services.id_tags import refusal_reason, remote_start_refusal
+from stations.services.local_list import local_list_state
 from stations.services.passwords import station_password_issue
 from stations.services.station_log import message_payload_text, station_log
 from stations.services.station_settings import (
@@ -88,6 +90,9 @@ LOG_DEFAULT_WINDOW = "24h"
 # OCPP-J frame types; 5 and 6 come from OCPP 2.1 chargers only.
 MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR", 5: "CALLRESULTERROR", 6: "SEND"}
 COMMAND_HISTORY_LENGTH = 20
+# Sessions whose tag the backend refused, shown on the station page with the reason.
+BACKEND_STOPS_WINDOW = timedelta(hours=24)
+BACKEND_STOPS_SHOWN = 3
 # A 2.x FullInventory can hold thousands of variables; the page shows the first ones.
 VARIABLES_SHOWN = 500
 
@@ -315,6 +320,9 @@ def _render_detail(
             and station.cpo_id is None
             and station.protocol == Protocol.OCPP
             else "",
+            "local_list": local_list_state(station=station)
+            if station.protocol == Protocol.OCPP and station.cpo_id
+            else None,
             **_live_context(station, connectors=connectors, transactions=transactions),
         },
         status=status,
@@ -362,7 +370,16 @@ def _live_context(station: Station, *, connectors=None, transactions=None) -> di
         # Rows stored before passwords were blanked out on write.
         if variable.value and is_secret_setting(variable.component, variable.variable):
             variable.value = REDACTED
+    backend_stops = list(
+        station.transactions.exclude(id_tag_status__in=["", "Accepted"])
+        .filter(created_at__gte=timezone.now() - BACKEND_STOPS_WINDOW)
+        .select_related("connector")
+        .order_by("-created_at", "-id")[:BACKEND_STOPS_SHOWN]
+    )
+    for tx in backend_stops:
+        tx.refusal = refusal_reason(tx.id_tag_status)
     return {
+        "backend_stops": backend_stops,
         "connectors": connectors,
         "transactions": transactions,
         "commands": commands,
@@ -409,6 +426,12 @@ def station_command(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if not form.is_valid():
         return _render_detail(request, station, _cpo_form(request.user, station), 400, form)
+    if form.kind == "remote_start":
+        refusal = remote_start_refusal(station=station, id_tag=form.cleaned_data["id_tag"])
+        if refusal:
+            # The charger would start, and the backend stop it at once (DeAuthorized).
+            form.add_error("id_tag", f"Not sent: {refusal}.")
+            return _render_detail(request, station, _cpo_form(request.user, station), 400, form)
     try:
         # PermissionDenied (a role lost meanwhile) becomes a 403.
         command = command_request(

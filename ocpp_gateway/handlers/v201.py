@@ -22,12 +22,11 @@ from ocpp_spec.times import utc_iso, utc_now_iso
 from stations.services.boot import BootInfo, station_rebooted
 from stations.services.charging import StatusReport
 from stations.services.device_model import device_model_store_events, device_model_store_report
-from stations.services.id_tags import IdTagInfo
+from stations.services.id_tags import IdTagInfo, id_token_authorize
 from stations.services.meter_values import MeterReading, MeterSample
 from stations.services.transaction_events import (
     InvalidTimestamp,
     TransactionEventData,
-    id_token_authorize,
     meter_samples_from_ocpp,
     transaction_event_record,
 )

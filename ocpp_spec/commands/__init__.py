@@ -18,6 +18,10 @@ Version-neutral params:
 - remote_start: {"id_tag": str, "connector_id": int | None, "evse_id": int | None}
 - remote_stop: {"transaction_id": str}
 - clear_cache: {}
+- send_local_list: {"version": int ≥ 1, "update_type": "Full" | "Differential",
+  "entries": [{"id_tag": str, "status": str | None (None: remove it, differential only),
+  "expiry": ISO 8601 str | None, "parent": str, "token_type": str (2.x; "" = ISO14443)}]}
+- get_local_list_version: {}
 - get_base_report: {"report_base": str} (OCPP 2.x only)
 """
 

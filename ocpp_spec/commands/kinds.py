@@ -120,6 +120,36 @@ COMMAND_KINDS: dict[str, CommandKind] = {
             v2=v2.call("ClearCache", v2.clear_cache),
         ),
         CommandKind(
+            "send_local_list",
+            label=_("Send local authorization list"),
+            v16=v16.call(
+                "SendLocalList",
+                v16.send_local_list,
+                statuses={
+                    "Accepted": ACCEPTED,
+                    "Failed": REJECTED,
+                    "NotSupported": REJECTED,
+                    "VersionMismatch": REJECTED,
+                },
+            ),
+            v2=v2.call("SendLocalList", v2.send_local_list),
+        ),
+        CommandKind(
+            "get_local_list_version",
+            label=_("Read local list version"),
+            v16=v16.call(
+                "GetLocalListVersion",
+                v16.get_local_list_version,
+                statuses={},
+                interpret=v16.local_list_version_answer,
+            ),
+            v2=v2.call(
+                "GetLocalListVersion",
+                v2.get_local_list_version,
+                interpret=v2.local_list_version_answer,
+            ),
+        ),
+        CommandKind(
             "get_base_report",
             label=_("Read device model"),
             v2=v2.call("GetBaseReport", v2.get_base_report),

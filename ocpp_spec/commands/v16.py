@@ -132,3 +132,48 @@ def remote_stop(params: dict) -> tuple[str, dict]:
 
 def clear_cache(params: dict) -> tuple[str, dict]:
     return "ClearCache", {}
+
+
+# 1.6 IdToken: at most 20 characters.
+ID_TAG_MAX = 20
+
+
+def send_local_list(params: dict) -> tuple[str, dict]:
+    """SendLocalList: an entry without a status removes the tag (a differential update)."""
+    update_type = params["update_type"]
+    if update_type not in ("Full", "Differential"):
+        raise ValueError("update_type must be Full or Differential.")
+    entries = []
+    for entry in params["entries"]:
+        id_tag = str(entry["id_tag"])
+        if not id_tag or len(id_tag) > ID_TAG_MAX:
+            raise ValueError(f"A 1.6 id tag has 1 to {ID_TAG_MAX} characters: {id_tag!r}.")
+        item: dict = {"idTag": id_tag}
+        if entry.get("status"):
+            info: dict = {"status": entry["status"]}
+            if entry.get("expiry"):
+                info["expiryDate"] = entry["expiry"]
+            if entry.get("parent"):
+                info["parentIdTag"] = entry["parent"]
+            item["idTagInfo"] = info
+        elif update_type == "Full":
+            raise ValueError("A full list cannot remove tags.")
+        entries.append(item)
+    payload: dict = {
+        "listVersion": _int(params["version"], "List version", minimum=1),
+        "updateType": update_type,
+    }
+    if entries:
+        payload["localAuthorizationList"] = entries
+    return "SendLocalList", payload
+
+
+def get_local_list_version(params: dict) -> tuple[str, dict]:
+    return "GetLocalListVersion", {}
+
+
+def local_list_version_answer(response: dict) -> str:
+    """GetLocalListVersion has no status: a whole listVersion is the answer (-1: the
+    charger has no local list support)."""
+    version = response.get("listVersion")
+    return ACCEPTED if isinstance(version, int) and not isinstance(version, bool) else ERROR

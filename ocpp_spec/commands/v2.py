@@ -202,3 +202,49 @@ def get_base_report(params: dict) -> tuple[str, dict]:
         raise ValueError(f"Unknown report base {report_base!r}")
     request_id = _int_or_none(params.get("request_id"), "request_id") or new_request_id()
     return "GetBaseReport", {"requestId": request_id, "reportBase": report_base}
+
+
+# A tag registered without a type goes into the list as an RFID card, the common case.
+DEFAULT_TOKEN_TYPE = "ISO14443"
+
+
+def send_local_list(params: dict) -> tuple[str, dict]:
+    """SendLocalList: an entry without a status removes the token (a differential update)."""
+    update_type = params["update_type"]
+    if update_type not in ("Full", "Differential"):
+        raise ValueError("update_type must be Full or Differential.")
+    version = _int_or_none(params["version"], "List version")
+    if version is None or version < 1:
+        raise ValueError("List version must be at least 1.")
+    entries = []
+    for entry in params["entries"]:
+        item: dict = {
+            "idToken": {
+                "idToken": str(entry["id_tag"]),
+                "type": entry.get("token_type") or DEFAULT_TOKEN_TYPE,
+            }
+        }
+        if entry.get("status"):
+            info: dict = {"status": entry["status"]}
+            if entry.get("expiry"):
+                info["cacheExpiryDateTime"] = entry["expiry"]
+            if entry.get("parent"):
+                info["groupIdToken"] = {"idToken": entry["parent"], "type": "Central"}
+            item["idTokenInfo"] = info
+        elif update_type == "Full":
+            raise ValueError("A full list cannot remove tokens.")
+        entries.append(item)
+    payload: dict = {"versionNumber": version, "updateType": update_type}
+    if entries:
+        payload["localAuthorizationList"] = entries
+    return "SendLocalList", payload
+
+
+def get_local_list_version(params: dict) -> tuple[str, dict]:
+    return "GetLocalListVersion", {}
+
+
+def local_list_version_answer(response: dict) -> str:
+    """GetLocalListVersion has no status: a whole versionNumber is the answer (0: no list)."""
+    version = response.get("versionNumber")
+    return ACCEPTED if isinstance(version, int) and not isinstance(version, bool) else ERROR

@@ -16,7 +16,9 @@ module per concern:
 - `commands`: the Command record of a call to a charger, requested and finished.
 - `command_outcomes`: handlers that run when a command's result arrives, per kind.
 - `notify`: reaching the consumer that holds a charger's socket (the channel layer).
-- `id_tags`: whether a token may charge at a station.
+- `id_tags`: authorization, the one rule: whether a token may charge at a station.
+- `id_tag_registry`: a CPO's ID tags: added, edited, blocked, deleted, CSV import/export.
+- `local_list`: the local authorization list on each charger: what to send, its sync state.
 - `charging`: connector status (and the 1.6 status history) and meter values, written in
   batches (the group commit).
 - `meter_values`: one rule for what a sample means (defaults, units, the energy register).

@@ -35,6 +35,7 @@ from stations.models import (
 )
 from stations.services.access import station_check_write
 from stations.services.command_outcomes import CommandOutcome, command_outcome_dispatch
+from stations.services.id_tags import remote_start_refusal
 from stations.services.notify import (
     DeliveryFailed,
     process_mailbox,
@@ -65,13 +66,19 @@ def command_request(*, station: Station, kind: str, params: dict, user) -> Comma
     """Ask the station's charger to carry out a command, for a user of the panel.
 
     Raises PermissionDenied (a viewer, or someone outside the station's CPO) and
-    ValueError for a kind or params the station's OCPP version cannot take (nothing is
-    recorded then: it is the user's input to correct, not a command outcome).
+    ValueError for a kind or params the station's OCPP version cannot take, and for a
+    remote start whose tag the backend would refuse (nothing is recorded then: it is the
+    user's input to correct, not a command outcome).
     The Command is returned as it stands after the request: `offline` at once for a
     station that is not connected, `error` for a non-configuration command to a station
     that is not Accepted or when the gateway cannot be reached, else `queued`.
     """
     station_check_write(user=user, station=station)
+    if kind == "remote_start":
+        # The charger would start, and the backend stop it at once (DeAuthorized).
+        refusal = remote_start_refusal(station=station, id_tag=str(params.get("id_tag", "")))
+        if refusal:
+            raise ValueError(f"Not sent: {refusal}.")
     command = _command_create(station=station, kind=kind, params=params, requested_by=user)
     details = {"command": command.pk, "action": command.action, "status": command.status}
     audit_record(

@@ -30,7 +30,7 @@ from django.utils import timezone
 from ocpp_spec.meter import BEGIN_CONTEXT
 from ocpp_spec.times import parse_ocpp_time
 from stations.bulk import bulk_insert
-from stations.models import Connector, IdTag, MeterValue, Station, Transaction, TransactionEvent
+from stations.models import Connector, MeterValue, Station, Transaction, TransactionEvent
 from stations.services.charging import clip
 from stations.services.charging_sessions import (
     DEFAULT_STOP_REASON,
@@ -40,7 +40,12 @@ from stations.services.charging_sessions import (
     session_times_check,
     sessions_supersede,
 )
-from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.id_tags import (
+    NO_AUTHORIZATION,
+    IdTagInfo,
+    SessionExclusion,
+    id_token_authorize,
+)
 from stations.services.meter_values import (
     METER_VALUE_COLUMNS,
     MeterSample,
@@ -52,10 +57,6 @@ from stations.services.meter_values import (
 logger = logging.getLogger(__name__)
 
 STARTED, UPDATED, ENDED = "Started", "Updated", "Ended"
-# 2.0.1 idToken is at most 36 characters; 2.1 allows 255, which no IdTag can hold.
-ID_TOKEN_MAX = 36
-NO_AUTHORIZATION = "NoAuthorization"
-CENTRAL = "Central"
 
 
 class InvalidTimestamp(ValueError):
@@ -100,37 +101,6 @@ class TransactionEventResult:
     id_token_info: IdTagInfo | None = None
 
 
-def id_token_authorize(*, station_id: int, id_token: str, token_type: str) -> IdTagInfo:
-    """Decide whether a 2.x idToken (value + type) may charge at the station.
-
-    As `id_tag_authorize`, plus the type: a tag registered with a token type only
-    matches a token of that type (an RFID card number typed into an app is not the
-    card), or a "Central" one: that is the type the backend itself gives a token in
-    RequestStartTransaction, and the charger reports the session with it.
-    "NoAuthorization" tokens (empty, from chargers set up to need none) are accepted
-    only where the station has free usage.
-    """
-    if token_type == NO_AUTHORIZATION:
-        free = Station.objects.filter(pk=station_id, free_usage=True).exists()
-        return IdTagInfo(status=IdTag.Status.ACCEPTED if free else IdTag.Status.INVALID)
-    if len(id_token) > ID_TOKEN_MAX:
-        return id_tag_authorize(station_id=station_id, id_tag="")
-    info = id_tag_authorize(station_id=station_id, id_tag=id_token)
-    if info.status != IdTag.Status.ACCEPTED or token_type in {"", CENTRAL}:
-        return info
-    station = Station.objects.only("cpo_id", "free_usage").get(pk=station_id)
-    if station.free_usage:
-        return info
-    registered_types = set(
-        IdTag.objects.filter(cpo_id=station.cpo_id, tag__iexact=id_token).values_list(
-            "token_type", flat=True
-        )
-    )
-    if registered_types and "" not in registered_types and token_type not in registered_types:
-        return IdTagInfo(status=IdTag.Status.INVALID)
-    return info
-
-
 def transaction_event_record(
     *, station_id: int, event: TransactionEventData, received_at: datetime | None = None
 ) -> TransactionEventResult:
@@ -147,7 +117,13 @@ def transaction_event_record(
     info = None
     if event.id_token or event.id_token_type == NO_AUTHORIZATION:
         info = id_token_authorize(
-            station_id=station_id, id_token=event.id_token, token_type=event.id_token_type
+            station_id=station_id,
+            id_token=event.id_token,
+            token_type=event.id_token_type,
+            # The session's own events never make its token "already in a session"; an
+            # Ended event's token is the one stopping it.
+            session=SessionExclusion(charger_transaction_id=event.transaction_id),
+            concurrency=event.event_type != "Ended",
         )
     transaction_id = clip(Transaction, "charger_transaction_id", event.transaction_id)
     try:

@@ -29,7 +29,7 @@ from stations.services.charging_sessions import (
     session_times_check,
     sessions_supersede,
 )
-from stations.services.id_tags import IdTagInfo, id_tag_authorize
+from stations.services.id_tags import IdTagInfo, SessionExclusion, id_tag_authorize
 from stations.services.meter_values import BIGINT_MAX, METER_VALUE_COLUMNS, MeterSample, meter_rows
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,11 @@ def transaction_start(
             .only("pk", "first_connected_at")
             .get(pk=station_id)
         )
-        info = id_tag_authorize(station_id=station_id, id_tag=id_tag)
+        info = id_tag_authorize(
+            station_id=station_id,
+            id_tag=id_tag,
+            session=SessionExclusion(connector_id=connector_id),
+        )
         place = (
             Q(connector__connector_id=connector_id, connector__evse_id__isnull=True)
             if connector_id > 0
@@ -169,7 +173,7 @@ def transaction_stop(
         if tx is not None and tx.stop_received_at is not None:
             if (tx.stop_time, tx.meter_stop) == (timestamp, meter_stop):
                 logger.info("Station %s repeated the stop of transaction %s", station_id, tx.pk)
-                info = id_tag_authorize(station_id=station_id, id_tag=id_tag) if id_tag else None
+                info = _stop_tag_verdict(station_id, id_tag)
                 return info
             # Not this session's stop repeated: an id that clashes (a restored database
             # gave it out again). Kept as a session of its own rather than lost.
@@ -207,8 +211,15 @@ def transaction_stop(
                 received_at=received_at,
                 first_connected_at=tx.first_connected_at,
             )
-        info = id_tag_authorize(station_id=station_id, id_tag=id_tag) if id_tag else None
+        info = _stop_tag_verdict(station_id, id_tag)
     return info
+
+
+def _stop_tag_verdict(station_id: int, id_tag: str) -> IdTagInfo | None:
+    """The verdict on a stop's id tag: the session it ends is no concurrent one."""
+    if not id_tag:
+        return None
+    return id_tag_authorize(station_id=station_id, id_tag=id_tag, concurrency=False)
 
 
 def _session_stop_apply(

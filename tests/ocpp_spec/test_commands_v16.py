@@ -92,6 +92,21 @@ V16_CALLS = [
     ),
     ("remote_stop", {"transaction_id": "42"}, "RemoteStopTransaction", {"transactionId": 42}),
     ("clear_cache", {}, "ClearCache", {}),
+    (
+        "send_local_list",
+        {
+            "version": 2,
+            "update_type": "Full",
+            "entries": [{"id_tag": "CARD-1", "status": "Blocked", "expiry": None, "parent": ""}],
+        },
+        "SendLocalList",
+        {
+            "listVersion": 2,
+            "updateType": "Full",
+            "localAuthorizationList": [{"idTag": "CARD-1", "idTagInfo": {"status": "Blocked"}}],
+        },
+    ),
+    ("get_local_list_version", {}, "GetLocalListVersion", {}),
 ]
 
 

@@ -91,6 +91,13 @@ CASES = [
         {"transactionId": "5f1b9e0a-5c1d-4b8e-9a7e-0c6f3d2a1b00"},
     ),
     ("clear_cache", {}, "ClearCache", {}),
+    (
+        "send_local_list",
+        {"version": 4, "update_type": "Full", "entries": []},
+        "SendLocalList",
+        {"versionNumber": 4, "updateType": "Full"},
+    ),
+    ("get_local_list_version", {}, "GetLocalListVersion", {}),
 ]
 
 

@@ -11,12 +11,13 @@ from django.utils.http import urlsafe_base64_encode
 from alerts.models import Alert, Webhook
 from cpo.models import Membership
 from cpo.team import invitation_tokens
-from stations.models import Command, Connector, MeterValue, Station, Transaction
+from stations.models import Command, Connector, IdTag, MeterValue, Station, Transaction
 from tests.factories import make_member, make_station, make_user
 
 # Strings only CPO A's data contains: no page or answer for CPO B may show them.
 A_CBID = "ACME-A-7731"
 A_NAME = "Alpha Depot"
+A_TAG = "ALPHA-CARD-9913"
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +48,12 @@ def station_a(cpo_a) -> Station:
     )
     Connector.objects.create(station=station, connector_id=1, status="Available")
     return station
+
+
+@pytest.fixture
+def tag_a(cpo_a) -> IdTag:
+    """CPO A's ID tag, with a label only CPO A's pages may show."""
+    return IdTag.objects.create(cpo=cpo_a, tag=A_TAG, label=f"{A_NAME} van")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def _html_pages(client: Client, values: dict) -> dict[str, str]:
 
 @pytest.fixture
 def post_forms(
-    client, alice, root, station_a, command_a, transaction_a, invitee, alert_a, webhook_a
+    client, alice, root, station_a, command_a, transaction_a, tag_a, invitee, alert_a, webhook_a
 ) -> list[Form]:
     """The POST forms of every page as seen by anonymous, alice and a superuser."""
     # A second CPO of alice's: "Change CPO" is offered only when there is somewhere to go.
@@ -46,6 +46,7 @@ def post_forms(
         "public_id": station_a.public_id,
         "cpo_pk": station_a.cpo_id,
         "membership_pk": invitee.memberships.get().pk,
+        "tag_pk": tag_a.pk,
         # A live invitation: anonymous sees its set-password form.
         **invitation_values(invitee),
     }

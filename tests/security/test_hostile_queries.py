@@ -56,7 +56,7 @@ def query_strings() -> list[str]:
 
 
 @pytest.fixture
-def values(station_a, alice) -> dict:
+def values(station_a, alice, tag_a) -> dict:
     command = Command.objects.create(
         station=station_a, action="Reset", payload={"type": "Soft"}, requested_by=alice
     )
@@ -68,6 +68,7 @@ def values(station_a, alice) -> dict:
         "public_id": station_a.public_id,
         "cpo_pk": station_a.cpo_id,
         "membership_pk": Membership.objects.filter(cpo=station_a.cpo).first().pk,
+        "tag_pk": tag_a.pk,
         **NO_INVITATION,
     }
 

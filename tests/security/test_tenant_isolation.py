@@ -22,7 +22,7 @@ from django.urls import reverse
 from cpo.models import AuditEvent, Membership
 from stations.models import OcppMessage
 from tests.factories import make_cpo, make_member, make_station
-from tests.security.conftest import A_CBID, A_NAME, NO_INVITATION
+from tests.security.conftest import A_CBID, A_NAME, A_TAG, NO_INVITATION
 from tests.security.walk import forms_on, project_routes
 
 pytestmark = pytest.mark.django_db
@@ -47,18 +47,20 @@ UNSCOPED = {
     "alerts:settings_index": "the CPOs the user is admin of",
     "alerts:uptime": "connectors of the user's own CPOs' stations",
     "alerts:maintenance_add": "stations of the user's CPOs where they may write",
+    "stations:id_tags_index": "Cpo.objects.for_user: a link to each of the user's CPOs",
 }
 # Parameter values: CPO A's objects, and ids that name nothing.
 MISSING_ID = 987654321
 MISSING_PUBLIC_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
-A_SECRETS = (A_CBID, A_NAME, "CPO A")
+A_SECRETS = (A_CBID, A_NAME, "CPO A", A_TAG)
 # A viewer's POST to these is his own business, not a write to CPO data.
 PERSONAL = {"login", "logout", "password_change", "cpo:switch"}
 
 
 @pytest.fixture
-def cpo_a_values(station_a, command_a, transaction_a, bob, alert_a, webhook_a) -> dict:
+def cpo_a_values(station_a, command_a, transaction_a, tag_a, bob, alert_a, webhook_a) -> dict:
     return {
+        "tag_pk": tag_a.pk,
         "alert_pk": alert_a.pk,
         "webhook_pk": webhook_a.pk,
         "pk": station_a.pk,
@@ -84,6 +86,7 @@ def missing_values() -> dict:
         "public_id": MISSING_PUBLIC_ID,
         "cpo_pk": MISSING_ID,
         "membership_pk": MISSING_ID,
+        "tag_pk": MISSING_ID,
         **NO_INVITATION,
     }
 
@@ -140,7 +143,7 @@ def test_another_cpo_gets_what_a_missing_object_gets_on_every_scoped_url(
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_no_unscoped_url_shows_another_cpo_data(carol_client, station_a, command_a, method):
+def test_no_unscoped_url_shows_another_cpo_data(carol_client, station_a, command_a, tag_a, method):
     problems = []
     for route in project_routes():
         if route.params:
@@ -197,7 +200,7 @@ def test_every_form_a_viewer_sees_is_refused_with_403(client, alice, bob, cpo_a_
         if route.params and not route.name.startswith("api:"):
             page = route.url(cpo_a_values)
             response = client.get(page)
-            if response.status_code == 200:
+            if response.status_code == 200 and not response.streaming:
                 forms += [
                     f for f in forms_on(page, response.content.decode()) if f.method == "post"
                 ]
@@ -205,6 +208,17 @@ def test_every_form_a_viewer_sees_is_refused_with_403(client, alice, bob, cpo_a_
     actions = {f.action.split("#")[0] for f in forms}
     for name in ("stations:change_cpo", "stations:settings", "stations:command"):
         assert reverse(name, args=[pk]) in actions, f"no {name} form on the station pages"
+    cpo_pk, tag_pk = cpo_a_values["cpo_pk"], cpo_a_values["tag_pk"]
+    for url in (
+        reverse("stations:id_tag_add", args=[cpo_pk]),
+        reverse("stations:id_tag_edit", args=[cpo_pk, tag_pk]),
+        reverse("stations:id_tag_status", args=[cpo_pk, tag_pk]),
+        reverse("stations:id_tag_delete", args=[cpo_pk, tag_pk]),
+        reverse("stations:id_tags_import", args=[cpo_pk]),
+        reverse("stations:id_tags_settings", args=[cpo_pk]),
+        reverse("stations:id_tags_sync", args=[cpo_pk]),
+    ):
+        assert url in actions, f"no form posting to {url} on the ID tags pages"
 
     personal = {reverse(name) for name in PERSONAL}
     forms = [f for f in forms if f.action not in personal]

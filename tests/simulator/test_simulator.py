@@ -577,3 +577,46 @@ async def test_a_whole_station_meter_values_trigger_sends_every_connectors(versi
     await sim.cancel_tasks()
 
     assert [call[key] for call in connection.calls("MeterValues")] == [1, 2]
+
+
+# ---- local authorization list -----------------------------------------------------------
+
+
+def _local_list_call(version: str, list_version: int, update_type: str, entries) -> tuple:
+    if version == "1.6":
+        items = [
+            {"idTag": tag} | ({"idTagInfo": {"status": status}} if status else {})
+            for tag, status in entries
+        ]
+        return "SendLocalList", {
+            "listVersion": list_version,
+            "updateType": update_type,
+            "localAuthorizationList": items,
+        }
+    items = [
+        {"idToken": {"idToken": tag, "type": "ISO14443"}}
+        | ({"idTokenInfo": {"status": status}} if status else {})
+        for tag, status in entries
+    ]
+    return "SendLocalList", {
+        "versionNumber": list_version,
+        "updateType": update_type,
+        "localAuthorizationList": items,
+    }
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+async def test_the_simulator_keeps_a_local_list_with_its_version(version):
+    sim, connection = simulator(version)
+    full = _local_list_call(version, 1, "Full", [("A", "Accepted"), ("B", "Blocked")])
+    assert await answer(sim, connection, *full) == {"status": "Accepted"}
+    connection.sent.clear()
+    stale = _local_list_call(version, 1, "Differential", [("C", "Accepted")])
+    assert await answer(sim, connection, *stale) == {"status": "VersionMismatch"}
+    connection.sent.clear()
+    diff = _local_list_call(version, 2, "Differential", [("C", "Accepted"), ("a", None)])
+    assert await answer(sim, connection, *diff) == {"status": "Accepted"}
+    assert sim.state.local_list == {"b": "Blocked", "c": "Accepted"}
+    connection.sent.clear()
+    key = "listVersion" if version == "1.6" else "versionNumber"
+    assert await answer(sim, connection, "GetLocalListVersion", {}) == {key: 2}

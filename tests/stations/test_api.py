@@ -306,6 +306,16 @@ def test_invalid_command_is_a_400(client, online, alice, deliveries):
     assert bad_json.status_code == 400
 
 
+def test_a_remote_start_with_an_unknown_tag_is_a_400_with_the_reason(
+    client, online, alice, deliveries
+):
+    client.force_login(alice)
+    response = post_command(client, online, "remote_start", {"id_tag": "NOBODY"})
+    assert response.status_code == 400
+    assert "not one of this CPO's tags" in response.json()["error"]
+    assert Command.objects.count() == 0
+
+
 def test_command_history_and_detail(client, online, alice, bob, deliveries):
     client.force_login(alice)
     created = post_command(client, online, "clear_cache", {}).json()

@@ -71,10 +71,9 @@ def test_expired_tag_is_expired(station, cpo_a):
     assert id_tag_authorize(station_id=station.pk, id_tag="TAG-1").status == "Expired"
 
 
-@pytest.mark.parametrize("status", ["Blocked", "Expired", "Invalid"])
-def test_tag_with_a_refusing_status_keeps_it(station, cpo_a, status):
-    make_tag(cpo_a, status=status)
-    assert id_tag_authorize(station_id=station.pk, id_tag="TAG-1").status == status
+def test_blocked_tag_is_blocked(station, cpo_a):
+    make_tag(cpo_a, status="Blocked")
+    assert id_tag_authorize(station_id=station.pk, id_tag="TAG-1").status == "Blocked"
 
 
 def test_free_usage_accepts_any_tag(station, cpo_a):

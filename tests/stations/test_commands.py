@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from cpo.models import Membership
-from stations.models import Command, RegistrationStatus
+from stations.models import Command, IdTag, RegistrationStatus
 from stations.services import commands as commands_module
 from stations.services.commands import (
     command_expire_stale,
@@ -150,6 +150,7 @@ def test_pending_station_takes_configuration_and_trigger_commands(
     ],
 )
 def test_pending_station_refuses_other_commands_at_once(cpo_a, alice, kind, params, deliveries):
+    IdTag.objects.create(cpo=cpo_a, tag="CARD1")  # a remote start needs a tag it would accept
     station = make_station(
         "CP-PEND",
         cpo=cpo_a,
@@ -274,3 +275,15 @@ def test_stale_commands_are_finished_by_the_expiry_not_by_reading(
     statuses = {c.pk: c.status for c in station_command_history(station=online)}
     assert statuses == {lost.pk: "error", stuck.pk: "timed_out", fresh.pk: "queued"}
     assert command_expire_stale() == 0
+
+
+def test_a_remote_start_with_a_tag_the_backend_would_refuse_is_not_recorded(
+    cpo_a, alice, deliveries
+):
+    station = make_station("CP-RS", cpo=cpo_a, connected=True, channel_name="chan.rs")
+    IdTag.objects.create(cpo=cpo_a, tag="BLOCKED-1", status="Blocked")
+    with pytest.raises(ValueError, match="Not sent: the ID tag is blocked"):
+        command_request(
+            station=station, kind="remote_start", params={"id_tag": "BLOCKED-1"}, user=alice
+        )
+    assert not Command.objects.exists()

@@ -3,6 +3,7 @@ every new URL, then what each page does."""
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cpo.models import Membership
-from stations.models import Command, Connector, OcppMessage, RegistrationStatus, Station
+from stations.models import Command, Connector, IdTag, OcppMessage, RegistrationStatus, Station
 from stations.services import commands as commands_module
 from tests.factories import make_member, make_station, make_user
 
@@ -376,6 +377,8 @@ def test_each_ocpp16_command_form_becomes_its_call(
 ):
     connector = station_a.connectors.get()
     fields = {k: str(connector.pk) if v == "C1" else v for k, v in fields.items()}
+    # A remote start is sent only for a tag the backend would accept.
+    IdTag.objects.create(cpo=station_a.cpo, tag="CARD-1")
     client.force_login(tess)
 
     response = command_post(client, station_a, kind, **fields)
@@ -405,6 +408,7 @@ def test_ocpp2_commands_are_mapped_to_their_2x_actions(client, alice, cpo_a, del
         "CP-V2", cpo=cpo_a, ocpp_version="2.0.1", connected=True, channel_name="c2"
     )
     connector = Connector.objects.create(station=station, evse_id=1, connector_id=1)
+    IdTag.objects.create(cpo=cpo_a, tag="CARD-2")
     client.force_login(alice)
 
     command_post(
@@ -673,4 +677,27 @@ def test_a_command_to_a_station_without_ocpp_is_refused_with_a_message(
     assert response.status_code == 302
     page = client.get(response["Location"]).content.decode()
     assert "Reset was not sent: Ensto stations take no OCPP commands." in page
+    assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("tag_fields", "reason"),
+    [
+        (None, "not one of this CPO's tags"),
+        ({"status": "Blocked"}, "blocked"),
+    ],
+)
+def test_a_remote_start_the_backend_would_refuse_is_not_sent(
+    client, alice, station_a, deliveries, tag_fields, reason
+):
+    if tag_fields is not None:
+        IdTag.objects.create(cpo=station_a.cpo, tag="CARD-9", **tag_fields)
+    client.force_login(alice)
+
+    response = command_post(client, station_a, "remote_start", id_tag="CARD-9")
+
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert "Not sent: " in page
+    assert reason in page
     assert not Command.objects.exists()
