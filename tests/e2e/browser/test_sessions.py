@@ -1,6 +1,7 @@
-"""A CPO admin runs a charging session from the panel and finds it afterwards: start a
-simulated charger, start a session from the station page, watch it run with live energy,
-stop it, find it under Sessions with its kWh, open its chart, export the CSV.
+"""A CPO admin runs a charging session from the panel and finds it afterwards: import a CSV
+of ID tags, start a simulated charger, start a session from the station page with one of
+the tags, watch it run with live energy, stop it, find it under Sessions with its kWh,
+open its chart, export the CSV.
 
 The panel is pytest-django's `live_server`; the charger is connected to a real daphne on
 the same test database, and commands reach it through Redis (skipped without REDIS_URL),
@@ -45,8 +46,6 @@ def alice():
 @pytest.fixture
 def station(alice):
     cpo = alice.memberships.get().cpo
-    # The tag the session starts with (until the ID tags page exists: created directly).
-    IdTag.objects.create(cpo=cpo, tag=TAG)
     return make_station(CBID, cpo=cpo, name="Harbour charger")
 
 
@@ -87,8 +86,26 @@ def test_an_admin_runs_a_session_and_finds_it_with_its_kwh_chart_and_csv(
     expect(page.locator("#cpo-menu summary")).to_contain_text("CPO A · Admin · Europe/Helsinki")
     expect(page.locator('[data-count="online"] .stat-value')).to_have_text("1")
 
-    # Start a session from the station page.
+    # The CPO's tags come from a CSV file: previewed first, then imported.
     nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="ID tags", exact=True).click()
+    page.get_by_role("link", name="Import CSV").click()
+    tags_csv = tmp_path / "tags.csv"
+    tags_csv.write_text(
+        "id_tag,type,status,expiry,group,label\n"
+        f"{TAG},,Accepted,,,Van 12\n"
+        "E2E-CARD-2,,Blocked,,,Spare\n"
+    )
+    page.get_by_label("CSV file").set_input_files(tags_csv)
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#import-preview")).to_contain_text("2 tags are ready to import")
+    assert not IdTag.objects.exists()  # a preview saves nothing
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_role("cell", name="Van 12")).to_be_visible()
+    assert IdTag.objects.get(tag=TAG).status == IdTag.Status.ACCEPTED
+    assert IdTag.objects.get(tag="E2E-CARD-2").status == IdTag.Status.BLOCKED
+
+    # Start a session from the station page, with the imported tag.
     nav.get_by_role("link", name="Stations", exact=True).click()
     page.get_by_role("link", name=CBID).click()
     commands = page.locator("#commands")
@@ -158,6 +175,7 @@ def test_an_admin_runs_a_session_and_finds_it_with_its_kwh_chart_and_csv(
     assert rows[0]["session"] == str(tx.pk)
     assert rows[0]["station_cbid"] == CBID
     assert rows[0]["id_tag"] == TAG
+    assert rows[0]["tag_label"] == "Van 12"
     assert rows[0]["energy_kwh"] == f"{tx.energy_wh / 1000:.3f}"
     assert rows[0]["state"] == "backend"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[23]:00", rows[0]["start"])
