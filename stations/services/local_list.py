@@ -31,6 +31,7 @@ from ocpp_spec.commands.v16 import ID_TAG_MAX as V16_ID_TAG_MAX
 from stations.models import Command, IdTag, OcppVersion, Protocol, Station
 from stations.services.command_outcomes import CommandOutcome, command_outcome
 from stations.services.commands import command_request
+from stations.services.home import ATTENTION_LIMIT, Attention, attention_check
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,35 @@ def local_list_state(*, station: Station, wanted: dict[str, Entry] | None = None
         refusal=REFUSALS.get(station.local_list_status, ""),
         needs_full=needs_full,
     )
+
+
+@attention_check("local_list")
+def _out_of_sync(stations) -> list[Attention]:
+    """Home's "needs attention": stations that were sent a local list and no longer hold
+    the CPO's tags (changed since, or refused). A charger without a local list
+    (NotSupported), or one never sent a list, is not flagged."""
+    candidates = (
+        stations.filter(cpo__isnull=False)
+        .exclude(local_list_version__isnull=True, local_list_status="")
+        .exclude(local_list_status="NotSupported")
+        .order_by("pk")
+    )
+    wanted: dict[tuple[int, bool], dict[str, Entry]] = {}
+    found: list[Attention] = []
+    for station in candidates.iterator(chunk_size=200):
+        key = (station.cpo_id, _is_v16(station))
+        if key not in wanted:
+            wanted[key] = local_list_entries(cpo_id=station.cpo_id, v16=key[1])
+        state = local_list_state(station=station, wanted=wanted[key])
+        if not state.in_sync:
+            plural = "" if state.changes == 1 else "s"
+            problem = f"Local list out of sync ({state.changes} change{plural} to send)"
+            if state.refusal:
+                problem = f"Local list refused: {state.refusal}"
+            found.append(Attention(station, problem, station.local_list_updated_at, "local_list"))
+            if len(found) >= ATTENTION_LIMIT:
+                break
+    return found
 
 
 def local_list_params(

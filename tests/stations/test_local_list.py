@@ -11,6 +11,7 @@ from ocpp_spec.commands import build_call, interpret_result
 from stations.models import Command, IdTag
 from stations.services.command_outcomes import CommandOutcome, command_outcome_dispatch
 from stations.services.local_list import (
+    REFUSALS,
     local_list_params,
     local_list_state,
     local_list_sync_all,
@@ -227,3 +228,29 @@ def test_the_station_page_says_why_the_backend_refused_a_session(client, alice, 
         assert "Sessions the backend refused" in body
         assert "not one of this CPO&#x27;s tags (Invalid)" in body
         assert "stopped: DeAuthorized" in body
+
+
+def test_home_lists_stations_whose_local_list_is_out_of_sync(station, cpo_a):
+    from stations.models import Station
+    from stations.services.home import needs_attention
+
+    def flagged() -> list[str]:
+        stations = Station.objects.filter(cpo=cpo_a)
+        return [a.problem for a in needs_attention(stations) if a.check == "local_list"]
+
+    never_sent = make_station("CP-LL-NEVER", cpo=cpo_a, ocpp_version=station.ocpp_version)
+    IdTag.objects.create(cpo=cpo_a, tag="VAN-12")
+    assert flagged() == []  # no list was ever sent: nothing to keep in sync
+
+    answer(station, local_list_params(station=station), {"status": "Accepted"})
+    assert flagged() == []
+
+    IdTag.objects.create(cpo=cpo_a, tag="VAN-13")
+    assert flagged() == ["Local list out of sync (1 change to send)"]
+
+    answer(station, local_list_params(station=station), {"status": "VersionMismatch"})
+    assert flagged() == [f"Local list refused: {REFUSALS['VersionMismatch']}"]
+
+    answer(station, local_list_params(station=station, full=True), {"status": "NotSupported"})
+    assert flagged() == []  # a charger without a local list is not nagged about
+    assert never_sent.local_list_version is None
