@@ -56,7 +56,7 @@ def query_strings() -> list[str]:
 
 
 @pytest.fixture
-def values(station_a, alice, tag_a) -> dict:
+def values(station_a, alice, tag_a, alert_a, webhook_a) -> dict:
     command = Command.objects.create(
         station=station_a, action="Reset", payload={"type": "Soft"}, requested_by=alice
     )
@@ -69,6 +69,8 @@ def values(station_a, alice, tag_a) -> dict:
         "cpo_pk": station_a.cpo_id,
         "membership_pk": Membership.objects.filter(cpo=station_a.cpo).first().pk,
         "tag_pk": tag_a.pk,
+        "alert_pk": alert_a.pk,
+        "webhook_pk": webhook_a.pk,
         **NO_INVITATION,
     }
 

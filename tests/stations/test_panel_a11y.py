@@ -45,7 +45,8 @@ def test_the_settings_menu_offers_add_new_station_only_to_those_who_may(
 
     html = client.get(reverse("stations:list")).content.decode()
 
-    menu = html[html.index('id="settings-menu"') : html.index("</details>")]
+    start = html.index('id="settings-menu"')
+    menu = html[start : html.index("</details>", start)]
     assert ("Add new station" in menu) is offers_add
 
 
