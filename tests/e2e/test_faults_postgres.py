@@ -109,7 +109,8 @@ SETUP = """
 from cpo.models import Cpo
 from stations.models import IdTag, Station, RegistrationStatus
 cpo = Cpo.objects.create(name="Fault CPO")
-IdTag.objects.create(cpo=cpo, tag="TAG-1", status="Accepted")
+# One tag per charger: a tag is allowed one running session at a time (ConcurrentTx).
+IdTag.objects.bulk_create([IdTag(cpo=cpo, tag=f"TAG-PG-{i}") for i in range({n})])
 Station.objects.bulk_create([
     Station(cbid=f"PG-{i}", cpo=cpo, name=f"PG {i}", ocpp_version="1.6",
             registration_status=RegistrationStatus.ACCEPTED)
@@ -189,6 +190,7 @@ async def run_charger(url: str, cbid: str, ledger: Ledger, stop: asyncio.Event) 
         ledger.frames.add(("out", reply[1], reply[0]))
         return reply
 
+    tag = f"TAG-{cbid}"  # its own tag (SETUP)
     while not stop.is_set():
         try:
             async with websockets.connect(
@@ -205,7 +207,7 @@ async def run_charger(url: str, cbid: str, ledger: Ledger, stop: asyncio.Event) 
                     start = await call(
                         ws,
                         "StartTransaction",
-                        {"connectorId": 1, "idTag": "TAG-1", "meterStart": 0, "timestamp": now},
+                        {"connectorId": 1, "idTag": tag, "meterStart": 0, "timestamp": now},
                     )
                     if start[0] == 4:
                         ledger.error(start[2])
