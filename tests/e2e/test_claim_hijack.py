@@ -12,7 +12,14 @@ from ocpp.exceptions import SecurityError
 from ocpp.v16 import call as call16
 
 from simulator import CLOSE_REPLACED, HandshakeRefused, open_simulator
-from stations.models import Command, ConnectionAttempt, Protocol, Station, Transaction
+from stations.models import (
+    Command,
+    ConnectionAttempt,
+    OcppMessage,
+    Protocol,
+    Station,
+    Transaction,
+)
 from stations.services.claiming import station_claim
 from stations.services.passwords import station_password_issue
 from tests.e2e.test_ocpp16_server import charger, eventually, quiet, station
@@ -115,6 +122,20 @@ async def test_a_claimed_charger_gets_a_password_and_shows_none_yet_until_it_use
             Command.objects.filter(station=claimed, action="ChangeConfiguration").get
         )()
         assert issued.password.encode().hex() not in str(command.payload)
+
+        def logged() -> bool:
+            """the ChangeConfiguration frame is in the station log"""
+            return OcppMessage.objects.filter(
+                station=claimed, action="ChangeConfiguration", direction="out"
+            ).exists()
+
+        await eventually(logged, timeout=10)
+        # Nor in the station log: the frame as stored has the value blanked out.
+        frames = await database_sync_to_async(
+            lambda: [str(m.payload) for m in OcppMessage.objects.filter(station=claimed)]
+        )()
+        assert frames and not any(issued.password.encode().hex() in f for f in frames)
+        assert not any(issued.password in f for f in frames)
 
     async with open_simulator(options, output=quiet) as cp:
         assert (await cp.boot())[0] == "Accepted"
